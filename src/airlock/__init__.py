@@ -1,0 +1,1 @@
+"""Airlock: let AI agents change real files safely."""

@@ -1,0 +1,186 @@
+"""The plan format: an ordered list of file operations inside one scope.
+
+A plan is plain, immutable data. Its JSON Schema is published as ``schema/plan.schema.json``
+(regenerate with ``airlock schema``). Its digest is the SHA-256 of its canonical JSON, so an
+approval can be bound to the exact content that was reviewed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from airlock import paths
+from airlock.errors import PlanFormatError, UnsafePathError
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_path(value: str) -> str:
+    paths.parse(value)
+    return value
+
+
+SafePath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="Relative to the plan's scope, '/'-separated; no '..', no leading '/'.",
+        examples=["Medical Records/2024-07-13 ER visit.pdf"],
+    ),
+    pydantic.AfterValidator(_check_path),
+]
+
+
+class Mkdir(_Op):
+    """Create a folder (its parent must exist or be created earlier in the plan)."""
+
+    op: Literal["mkdir"]
+    path: SafePath
+
+
+class Write(_Op):
+    """Write a whole file from UTF-8 ``text`` or ``base64`` bytes (exactly one of them)."""
+
+    op: Literal["write"]
+    path: SafePath
+    text: str | None = None
+    base64: str | None = None
+    overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Write:
+        if (self.text is None) == (self.base64 is None):
+            raise ValueError("give exactly one of 'text' or 'base64'")
+        if self.base64 is not None:
+            try:
+                base64.b64decode(self.base64, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"'base64' is not valid base64: {exc}") from None
+        return self
+
+    def content(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        assert self.base64 is not None
+        return base64.b64decode(self.base64, validate=True)
+
+
+class Copy(_Op):
+    """Copy a file or folder to a new path."""
+
+    op: Literal["copy"]
+    source: SafePath
+    destination: SafePath
+    overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+
+
+class Move(_Op):
+    """Move or rename a file, folder or symlink (a symlink is moved as an entry)."""
+
+    op: Literal["move"]
+    source: SafePath
+    destination: SafePath
+    overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+
+
+class Delete(_Op):
+    """Delete a file, symlink or whole folder. It is kept aside until `airlock gc` purges it."""
+
+    op: Literal["delete"]
+    path: SafePath
+
+
+Operation = Annotated[Mkdir | Write | Copy | Move | Delete, Field(discriminator="op")]
+
+
+class Plan(BaseModel):
+    """An ordered list of operations inside one scope, with who wants it and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Airlock plan")
+
+    scope: SafePath = Field(
+        description="Workspace-relative folder the plan may touch, e.g. 'projects/Case-A'.",
+        examples=["projects/Abby-Sitgraves-MVA-7-13-2024"],
+    )
+    description: str = Field("", max_length=10_000)
+    author: str = Field("unknown", min_length=1, max_length=200)
+    operations: list[Operation] = Field(min_length=1)
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_not_state(cls, value: str) -> str:
+        if paths.parse(value)[0] == paths.STATE_DIR:
+            raise ValueError(f"'{paths.STATE_DIR}' is Airlock's own state; no plan may touch it")
+        return value
+
+    @property
+    def scope_path(self) -> paths.RelPath:
+        return paths.parse(self.scope, "scope")
+
+    def canonical_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the same value always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_plan(data: object) -> Plan:
+    """Validate untrusted data (a dict or JSON text) into a Plan, with errors a person can fix."""
+    try:
+        if isinstance(data, str | bytes):
+            return Plan.model_validate_json(data)
+        return Plan.model_validate(data)
+    except pydantic.ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in err["loc"]) or "plan"
+            details.append(f"{where}: {err['msg']}")
+        raise PlanFormatError(
+            f"the plan is not valid ({exc.error_count()} problem(s))",
+            hint="fix the fields listed; the format is in schema/plan.schema.json",
+            details=details,
+        ) from None
+    except UnsafePathError:
+        raise
+
+
+def new_plan_id() -> str:
+    return "pl_" + secrets.token_hex(8)
+
+
+def check_plan_id(plan_id: str) -> str:
+    if not (1 <= len(plan_id) <= 100) or not all(c.isalnum() or c in "-_." for c in plan_id):
+        raise PlanFormatError(
+            f"plan id {plan_id!r} is not allowed",
+            hint="use 1-100 letters, digits, '-', '_' or '.'",
+        )
+    return plan_id
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Plan.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://airlock.invalid/schema/plan.schema.json"
+    return schema
+
+
+def touched_paths(op: Mkdir | Write | Copy | Move | Delete) -> list[str]:
+    if isinstance(op, Copy | Move):
+        return [op.source, op.destination]
+    return [op.path]

@@ -1,0 +1,125 @@
+"""A workspace's policy: which areas plans may change, what is protected, limits, approval.
+
+Plain data, loaded from ``.airlock/policy.toml`` (written by ``airlock init``), with pure
+functions over it. Nothing here touches the filesystem except :func:`load_policy`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airlock.errors import InputError
+from airlock.paths import RelPath, render
+
+APPROVAL_TRIGGERS = ("delete", "overwrite", "move", "copy", "write", "mkdir")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_operations: int = 50_000
+    max_bytes_written: int = 1 << 30
+    max_deletions: int = 1_000
+
+
+@dataclass(frozen=True)
+class Policy:
+    areas: tuple[str, ...] = ("projects", "Tools", "Database", "Reports")
+    read_only: tuple[str, ...] = ("Tools",)
+    protected: tuple[str, ...] = ()
+    """Glob patterns (workspace-relative, fnmatch) that no plan may change, e.g. 'Database/*.csv'."""
+    limits: Limits = field(default_factory=Limits)
+    approval_required_for: tuple[str, ...] = ("delete", "overwrite")
+    retention_days: float = 30.0
+
+    def scope_problem(self, scope: RelPath) -> str | None:
+        """Why a plan may not use this scope, or None if it may."""
+        area = scope[0]
+        if area not in self.areas:
+            return (
+                f"scope {render(scope)!r} is not inside a workspace area "
+                f"({', '.join(self.areas)}); scope plans to a folder such as 'projects/<case>'"
+            )
+        if area in self.read_only:
+            return f"area {area!r} is read-only by policy; no plan may change it"
+        if len(scope) < 2:
+            return (
+                f"scope {render(scope)!r} is a whole area; scope the plan to one folder in it, "
+                f"such as '{area}/<case>'"
+            )
+        return None
+
+    def protected_by(self, path: RelPath) -> str | None:
+        text = render(path)
+        for pattern in self.protected:
+            if fnmatch.fnmatchcase(text, pattern) or fnmatch.fnmatchcase(text, pattern + "/*"):
+                return pattern
+        return None
+
+    def needs_approval(self, counts: dict[str, int]) -> list[str]:
+        """The reasons a person must approve a plan with these change counts (empty: none)."""
+        reasons = []
+        for trigger in self.approval_required_for:
+            count = counts.get(trigger, 0)
+            if trigger == "any" or count:
+                reasons.append(f"{count} {trigger}(s)" if trigger != "any" else "policy: all plans")
+        return reasons
+
+
+DEFAULT_POLICY_TOML = """\
+# Airlock workspace policy. Edit, then re-validate plans; changes apply to new validations.
+
+# Top-level folders of the workspace that plans may be scoped to.
+areas = ["projects", "Tools", "Database", "Reports"]
+# Areas no plan may change.
+read_only = ["Tools"]
+# Workspace-relative glob patterns no plan may create, change, move or delete.
+protected = []
+# Plans with any of these need a person's approval before apply:
+# delete, overwrite, move, copy, write, mkdir, or "any".
+approval_required_for = ["delete", "overwrite"]
+# Days that deleted and overwritten files are kept aside before `airlock gc` may purge them.
+retention_days = 30
+
+[limits]
+max_operations = 50000
+max_bytes_written = 1073741824
+max_deletions = 1000
+"""
+
+
+def load_policy(path: Path) -> Policy:
+    if not path.exists():
+        return Policy()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        limits = Limits(**data.pop("limits", {}))
+        policy = Policy(
+            areas=tuple(data.pop("areas", Policy.areas)),
+            read_only=tuple(data.pop("read_only", Policy.read_only)),
+            protected=tuple(data.pop("protected", ())),
+            limits=limits,
+            approval_required_for=tuple(
+                data.pop("approval_required_for", Policy.approval_required_for)
+            ),
+            retention_days=float(data.pop("retention_days", Policy.retention_days)),
+        )
+    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"the policy file {str(path)!r} is not valid: {exc}",
+            hint="fix it, or delete it to go back to the defaults",
+        ) from None
+    if data:
+        raise InputError(
+            f"the policy file {str(path)!r} has unknown keys: {', '.join(sorted(data))}",
+            hint="remove them; see the comments in a fresh `airlock init` policy",
+        )
+    unknown = set(policy.approval_required_for) - {*APPROVAL_TRIGGERS, "any"}
+    if unknown:
+        raise InputError(
+            f"approval_required_for has unknown entries: {', '.join(sorted(unknown))}",
+            hint=f"use any of: {', '.join(APPROVAL_TRIGGERS)}, any",
+        )
+    return policy

@@ -1,0 +1,96 @@
+"""Rollback checks: has anything the rollback would undo changed since the apply?
+
+Pure logic over the storage interface. A rollback restores the exact prior bytes; it is refused
+when a file the plan produced was modified since, when something new stands where a restored
+entry must go, or when something new was put into a folder the plan created. ``--force`` sets
+those entries aside (into the rollback's trash, so even they are not lost) and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from airlock.paths import RelPath, render
+from airlock.storage.base import Kind, Storage
+from airlock.validate import Change
+
+
+@dataclass(frozen=True)
+class Conflict:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _split(text: str) -> RelPath:
+    return tuple(text.split("/"))
+
+
+def content_digest(storage: Storage, path: RelPath) -> str | None:
+    """A file's SHA-256 or a folder's tree digest (as validation computes them)."""
+    entry = storage.stat(path)
+    if entry is None:
+        return None
+    if entry.kind is Kind.FILE:
+        return storage.sha256(path)
+    if entry.kind is Kind.DIR:
+        digest = hashlib.sha256()
+        for inner, inner_entry in storage.walk(path):
+            rel = render(inner[len(path) :])
+            content = storage.sha256(inner) if inner_entry.kind is Kind.FILE else ""
+            digest.update(
+                f"{rel}\0{inner_entry.kind}\0{content}\n".encode("utf-8", "surrogatepass")
+            )
+        return "tree:" + digest.hexdigest()
+    return None
+
+
+def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
+    """What stands in the way of rolling back ``changes`` (empty: the rollback is clean)."""
+    conflicts: list[Conflict] = []
+    produced: dict[str, Change] = {}
+    for change in changes:
+        if change.action == "delete":
+            produced.pop(change.path, None)
+        else:
+            produced[change.path] = change
+        if change.action == "move" and change.source is not None:
+            produced.pop(change.source, None)
+    for text, change in produced.items():
+        path = _split(text)
+        entry = storage.stat(path)
+        if entry is None:
+            conflicts.append(Conflict(text, "was removed since the apply"))
+            continue
+        if change.action == "mkdir":
+            if entry.kind is not Kind.DIR:
+                conflicts.append(Conflict(text, f"is now a {entry.kind}, not the folder made"))
+            continue
+        if change.kind == "symlink":
+            if entry.kind is not Kind.SYMLINK:
+                conflicts.append(Conflict(text, "was replaced since the apply"))
+            continue
+        if content_digest(storage, path) != change.sha256_after:
+            conflicts.append(Conflict(text, "was modified since the apply"))
+    for folder in (c.path for c in changes if c.action == "mkdir" and c.path in produced):
+        path = _split(folder)
+        found = storage.stat(path)
+        if found is None or found.kind is not Kind.DIR:
+            continue
+        for name in sorted(storage.listdir(path)):
+            child = f"{folder}/{name}"
+            if child not in produced:
+                conflicts.append(Conflict(child, "was added since the apply"))
+    restored: set[str] = set()
+    for change in changes:
+        if change.action == "delete" or change.replaces:
+            restored.add(change.path)
+        if change.action == "move" and change.source is not None:
+            restored.add(change.source)
+    for text in sorted(restored - set(produced)):
+        if storage.stat(_split(text)) is not None:
+            conflicts.append(Conflict(text, "something new stands where the rollback restores"))
+    return conflicts

@@ -1,0 +1,136 @@
+"""The storage interface: the few primitives the engine builds everything else on.
+
+Paths are :data:`airlock.paths.RelPath` tuples relative to the workspace root, already checked by
+:func:`airlock.paths.parse`. A backend MUST:
+
+* never follow a symbolic link in any component of a path. A symlink is an entry that ``stat``
+  reports as ``Kind.SYMLINK`` and that ``rename`` and ``unlink`` act on as an entry. A path whose
+  *parent* components include a symlink raises :class:`~airlock.errors.UnsafePathError`;
+* never replace an existing entry: ``create``, ``mkdir`` and ``rename`` fail with
+  ``FileExistsError`` if the target exists (atomically where the filesystem allows);
+* make ``rename`` atomic for one entry, file or folder, when source and target are on one
+  filesystem;
+* raise ``FileNotFoundError`` for a missing entry and :class:`~airlock.errors.StorageError` for
+  any other failure of the underlying store (full, read-only, permission denied);
+* make everything done so far durable when ``sync`` returns.
+
+Every backend passes the one conformance suite in ``tests/storage_conformance.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from airlock.paths import RelPath
+
+
+class Kind(enum.StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    SPECIAL = "special"  # FIFO, socket or device: never read, written, moved or copied
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: Kind
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    nlink: int
+
+    def fingerprint(self) -> list[object]:
+        """What must be unchanged for a validated plan to still hold (compared at apply).
+
+        A folder is identified by its inode alone: its times change whenever any child does,
+        and the children a plan depends on are recorded on their own.
+        """
+        if self.kind is Kind.DIR:
+            return [str(self.kind), self.ino]
+        return [str(self.kind), self.size, self.mtime_ns, self.ctime_ns, self.ino]
+
+
+class Storage(ABC):
+    """A workspace's files. See the module docstring for the contract."""
+
+    @abstractmethod
+    def stat(self, path: RelPath) -> Entry | None:
+        """The entry at ``path`` without following it, or None if it or a parent is missing."""
+
+    @abstractmethod
+    def listdir(self, path: RelPath) -> list[str]:
+        """The names in folder ``path``, in no particular order."""
+
+    @abstractmethod
+    def read(self, path: RelPath) -> Iterator[bytes]:
+        """The bytes of regular file ``path``, in chunks. Refuses anything but a regular file."""
+
+    @abstractmethod
+    def create(self, path: RelPath, chunks: Iterable[bytes]) -> None:
+        """Create regular file ``path`` (which must not exist) with the given bytes."""
+
+    @abstractmethod
+    def mkdir(self, path: RelPath) -> None:
+        """Create folder ``path``; its parent must exist."""
+
+    @abstractmethod
+    def rmdir(self, path: RelPath) -> None:
+        """Remove the empty folder ``path``."""
+
+    @abstractmethod
+    def rename(self, source: RelPath, destination: RelPath) -> None:
+        """Move one entry; ``destination`` must not exist and its parent must."""
+
+    @abstractmethod
+    def unlink(self, path: RelPath) -> None:
+        """Remove a file or symlink (never a folder)."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every change made so far durable."""
+
+    def name_max(self) -> int:
+        """The longest name, in bytes, this store accepts."""
+        return 255
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (file descriptors)."""
+
+    # Built on the primitives, once, for every backend.
+
+    def sha256(self, path: RelPath) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.read(path):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def copy_file(self, source: RelPath, destination: RelPath) -> None:
+        self.create(destination, self.read(source))
+
+    def walk(self, path: RelPath) -> Iterator[tuple[RelPath, Entry]]:
+        """Every entry below folder ``path`` (not ``path`` itself), parents before children."""
+        for name in sorted(self.listdir(path)):
+            child = (*path, name)
+            entry = self.stat(child)
+            if entry is None:
+                continue
+            yield child, entry
+            if entry.kind is Kind.DIR:
+                yield from self.walk(child)
+
+    def remove_tree(self, path: RelPath) -> None:
+        """Remove ``path`` and, if it is a folder, everything in it; symlinks are not followed."""
+        entry = self.stat(path)
+        if entry is None:
+            return
+        if entry.kind is Kind.DIR:
+            for name in self.listdir(path):
+                self.remove_tree((*path, name))
+            self.rmdir(path)
+        else:
+            self.unlink(path)

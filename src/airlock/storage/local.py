@@ -1,0 +1,337 @@
+"""A workspace on a local (or FUSE-mounted) POSIX filesystem, touched only through safe fds.
+
+Every path is resolved from a file descriptor on the workspace root, never from a string the
+kernel walks freely:
+
+* with Linux's ``openat2(2)`` and ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`` the kernel itself
+  refuses any symlink and any escape, in one call;
+* elsewhere (older kernels, some FUSE mounts) each component is opened in turn with
+  ``O_NOFOLLOW | O_DIRECTORY`` relative to the previous one.
+
+The final component is then acted on relative to its parent's descriptor (``renameat2`` with
+``RENAME_NOREPLACE``, ``unlinkat``, ``openat`` with ``O_EXCL | O_NOFOLLOW``), so a symlink swapped in
+after validation cannot redirect a write, a delete or a move.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat as stat_mod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from airlock.errors import StorageError, UnsafePathError, storage_error
+from airlock.paths import RelPath, render
+from airlock.storage.base import Entry, Kind, Storage
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+_SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64 (generic syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_RENAME_NOREPLACE = 1
+_CHUNK = 1 << 20
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    )
+
+
+def _kind(mode: int) -> Kind:
+    if stat_mod.S_ISREG(mode):
+        return Kind.FILE
+    if stat_mod.S_ISDIR(mode):
+        return Kind.DIR
+    if stat_mod.S_ISLNK(mode):
+        return Kind.SYMLINK
+    return Kind.SPECIAL
+
+
+def entry_from_stat(st: os.stat_result) -> Entry:
+    return Entry(
+        kind=_kind(st.st_mode),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        ino=st.st_ino,
+        nlink=st.st_nlink,
+    )
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path, *, use_openat2: bool | None = None) -> None:
+        self.root = Path(root)
+        try:
+            self._root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise storage_error(exc, "open the workspace", str(root)) from exc
+        self._openat2 = self._probe_openat2() if use_openat2 is None else use_openat2
+        self._name_max = os.statvfs(self.root).f_namemax
+
+    # --- resolution -------------------------------------------------------------------------
+
+    def _probe_openat2(self) -> bool:
+        try:
+            os.close(self._openat2_dir("."))
+        except OSError:
+            return False
+        return True
+
+    def _openat2_dir(self, relative: str) -> int:
+        how = _OpenHow(
+            flags=os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+            mode=0,
+            resolve=_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS,
+        )
+        fd = _libc.syscall(
+            _SYS_OPENAT2,
+            ctypes.c_int(self._root_fd),
+            ctypes.c_char_p(os.fsencode(relative)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), relative)
+        return int(fd)
+
+    def _open_dir(self, path: RelPath) -> int:
+        """A descriptor for folder ``path``; raises UnsafePathError if a component is a symlink."""
+        if not path:
+            return os.dup(self._root_fd)
+        try:
+            if self._openat2:
+                return self._openat2_dir(render(path))
+            fd = os.dup(self._root_fd)
+            for name in path:
+                try:
+                    next_fd = os.open(
+                        name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                    )
+                finally:
+                    os.close(fd)
+                fd = next_fd
+            return fd
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EXDEV) or (
+                exc.errno == errno.ENOTDIR and self._has_symlink(path)
+            ):
+                raise UnsafePathError(
+                    f"{render(path)!r} passes through a symbolic link",
+                    hint="symlinks in the workspace are never followed; name the real folder",
+                ) from None
+            raise
+
+    def _has_symlink(self, path: RelPath) -> bool:
+        for depth in range(1, len(path) + 1):
+            try:
+                st = os.lstat(self.root.joinpath(*path[:depth]))
+            except OSError:
+                return False
+            if stat_mod.S_ISLNK(st.st_mode):
+                return True
+        return False
+
+    def _parent(self, path: RelPath) -> int:
+        if not path:
+            raise UnsafePathError("the workspace root itself cannot be changed")
+        return self._open_dir(path[:-1])
+
+    # --- primitives -------------------------------------------------------------------------
+
+    def stat(self, path: RelPath) -> Entry | None:
+        if not path:
+            return entry_from_stat(os.fstat(self._root_fd))
+        try:
+            fd = self._parent(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise storage_error(exc, "look up", render(path)) from exc
+        try:
+            return entry_from_stat(os.stat(path[-1], dir_fd=fd, follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise storage_error(exc, "look up", render(path)) from exc
+        finally:
+            os.close(fd)
+
+    def listdir(self, path: RelPath) -> list[str]:
+        try:
+            fd = self._open_dir(path) if path else os.dup(self._root_fd)
+        except OSError as exc:
+            raise self._translate(exc, "list", path) from exc
+        try:
+            # O_PATH descriptors cannot be listed; reopen this very folder for reading.
+            list_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as exc:
+            raise self._translate(exc, "list", path) from exc
+        finally:
+            os.close(fd)
+        try:
+            return os.listdir(list_fd)
+        finally:
+            os.close(list_fd)
+
+    def read(self, path: RelPath) -> Iterator[bytes]:
+        fd = self._open_file(path)
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    def _open_file(self, path: RelPath) -> int:
+        try:
+            parent = self._parent(path)
+        except OSError as exc:
+            raise self._translate(exc, "read", path) from exc
+        try:
+            # O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: a symlink is refused.
+            fd = os.open(
+                path[-1],
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+                dir_fd=parent,
+            )
+        except OSError as exc:
+            raise self._translate(exc, "read", path) from exc
+        finally:
+            os.close(parent)
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePathError(
+                f"{render(path)!r} is not a regular file",
+                hint="only regular files can be read or copied; FIFOs and devices are refused",
+            )
+        os.set_blocking(fd, True)
+        return fd
+
+    def create(self, path: RelPath, chunks: Iterable[bytes]) -> None:
+        try:
+            parent = self._parent(path)
+        except OSError as exc:
+            raise self._translate(exc, "create", path) from exc
+        try:
+            fd = os.open(
+                path[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o666,
+                dir_fd=parent,
+            )
+        except OSError as exc:
+            raise self._translate(exc, "create", path) from exc
+        finally:
+            os.close(parent)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise self._translate(exc, "write", path) from exc
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: RelPath) -> None:
+        self._at(path, "create folder", lambda fd: os.mkdir(path[-1], 0o777, dir_fd=fd))
+
+    def rmdir(self, path: RelPath) -> None:
+        self._at(path, "remove folder", lambda fd: os.rmdir(path[-1], dir_fd=fd))
+
+    def unlink(self, path: RelPath) -> None:
+        def _unlink(fd: int) -> None:
+            st = os.stat(path[-1], dir_fd=fd, follow_symlinks=False)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a folder", render(path))
+            os.unlink(path[-1], dir_fd=fd)
+
+        self._at(path, "remove", _unlink)
+
+    def rename(self, source: RelPath, destination: RelPath) -> None:
+        try:
+            src_fd = self._parent(source)
+        except OSError as exc:
+            raise self._translate(exc, "move", source) from exc
+        try:
+            dst_fd = self._parent(destination)
+        except OSError as exc:
+            os.close(src_fd)
+            raise self._translate(exc, "move to", destination) from exc
+        try:
+            _renameat_noreplace(src_fd, source[-1], dst_fd, destination[-1])
+        except OSError as exc:
+            raise self._translate(exc, f"move {render(source)!r} to", destination) from exc
+        finally:
+            os.close(src_fd)
+            os.close(dst_fd)
+
+    def sync(self) -> None:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if _libc.syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise storage_error(OSError(code, os.strerror(code)), "sync", str(self.root))
+        finally:
+            os.close(fd)
+
+    def name_max(self) -> int:
+        return int(self._name_max)
+
+    def close(self) -> None:
+        if self._root_fd >= 0:
+            os.close(self._root_fd)
+            self._root_fd = -1
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _at(self, path: RelPath, action: str, call: object) -> None:
+        try:
+            fd = self._parent(path)
+        except OSError as exc:
+            raise self._translate(exc, action, path) from exc
+        try:
+            call(fd)  # type: ignore[operator]
+        except OSError as exc:
+            raise self._translate(exc, action, path) from exc
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _translate(exc: OSError, action: str, path: RelPath) -> OSError | StorageError:
+        """Missing and existing entries stay OSErrors (the engine reasons about them)."""
+        if isinstance(exc, FileNotFoundError | FileExistsError | NotADirectoryError):
+            return exc
+        if exc.errno in (errno.ENOTEMPTY, errno.EISDIR):
+            return exc
+        return storage_error(exc, action, render(path))
+
+
+def _renameat_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+    result = _libc.renameat2(
+        ctypes.c_int(src_fd),
+        ctypes.c_char_p(os.fsencode(src)),
+        ctypes.c_int(dst_fd),
+        ctypes.c_char_p(os.fsencode(dst)),
+        ctypes.c_uint(_RENAME_NOREPLACE),
+    )
+    if result == 0:
+        return
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS):
+        # The filesystem has no RENAME_NOREPLACE (some FUSE mounts): check, then rename. The
+        # scope lock keeps other Airlock writers out of the gap; nothing else writes a workspace.
+        try:
+            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            return
+        raise FileExistsError(errno.EEXIST, "destination exists", dst)
+    raise OSError(code, os.strerror(code), src)

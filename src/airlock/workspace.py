@@ -1,0 +1,817 @@
+"""The Airlock library: one workspace, its plans, and everything that may be done to them.
+
+This is the one door every other door (command line, HTTP service, agent tools) goes through.
+It ties the pure parts together — :mod:`~airlock.plan`, :mod:`~airlock.validate`,
+:mod:`~airlock.policy`, :mod:`~airlock.journal`, :mod:`~airlock.rollback` — with the state store
+(:mod:`~airlock.db`, :mod:`~airlock.audit`), the scope locks and a storage backend.
+
+Opening a workspace recovers any transaction a crashed process left half-done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from airlock import audit, journal
+from airlock.db import (
+    DecisionRow,
+    PlanRow,
+    TransactionRow,
+    ValidationRow,
+    make_engine,
+    sqlite_url,
+    utcnow,
+)
+from airlock.errors import (
+    InputError,
+    NotFoundError,
+    NotPermittedError,
+    PlanInvalidError,
+    PlanStateError,
+    RollbackConflictError,
+    StalePlanError,
+)
+from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
+from airlock.locks import scope_lock
+from airlock.paths import STATE_DIR, RelPath
+from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan
+from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
+from airlock.rollback import Conflict, find_conflicts
+from airlock.storage import Storage
+from airlock.storage.local import LocalStorage
+from airlock.validate import Change, Validation, stale_paths, validate
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Plan statuses, and the ones each action may start from.
+VALIDATABLE = {"submitted", "invalid", "validated", "approved", "failed"}
+DECIDABLE = {"validated", "approved"}
+APPLYABLE = {"validated", "approved"}
+
+
+@dataclass
+class PlanRecord:
+    id: str
+    plan: Plan
+    digest: str
+    status: str
+    reason: str | None
+    created_at: dt.datetime
+    validation: Validation | None = None
+    validation_id: int | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.id,
+            "scope": self.plan.scope,
+            "description": self.plan.description,
+            "author": self.plan.author,
+            "digest": self.digest,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "operations": [op.model_dump(mode="json", exclude_none=True) for op in self.plan.operations],
+            "validation": self.validation.model_dump(mode="json") if self.validation else None,
+            "decisions": self.decisions,
+        }
+
+
+@dataclass
+class ApplyResult:
+    plan_id: str
+    success: bool
+    operations_completed: int
+    operations_failed: int
+    transaction_id: str | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "success": self.success,
+            "operations_completed": self.operations_completed,
+            "operations_failed": self.operations_failed,
+            "transaction_id": self.transaction_id,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Recovered:
+    transaction_id: str
+    plan_id: str
+    kind: str
+    steps_undone: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _new_txn_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def _content_of(plan: Plan) -> journal.Content:
+    def content(index: int) -> bytes:
+        op = plan.operations[index]
+        assert isinstance(op, Write)
+        return op.content()
+
+    return content
+
+
+class Workspace:
+    """An Airlock workspace: a folder of files, its policy, and its state."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        database_url: str | None = None,
+        storage: Storage | None = None,
+        recover: bool = True,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.state_dir = self.root / STATE_DIR
+        if not self.state_dir.is_dir():
+            raise NotFoundError(
+                f"{str(self.root)!r} is not an Airlock workspace (no {STATE_DIR}/ folder)",
+                hint=f"run `airlock init --workspace {self.root}` first",
+            )
+        self.policy: Policy = load_policy(self.state_dir / "policy.toml")
+        self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
+        url = database_url or os.environ.get("AIRLOCK_DATABASE_URL") or sqlite_url(
+            self.state_dir / "airlock.db"
+        )
+        self.engine: Engine = make_engine(url)
+        _migrate(self.engine, url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.recovered: list[Recovered] = self.recover() if recover else []
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path, *, database_url: str | None = None) -> Workspace:
+        """Prepare ``root`` (creating it and its default areas if missing) and open it."""
+        root = Path(root).absolute()
+        if root.exists() and not root.is_dir():
+            raise InputError(f"{str(root)!r} is not a folder", hint="choose a folder")
+        state = root / STATE_DIR
+        for sub in ("trash", "journal", "locks"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
+        policy_file = state / "policy.toml"
+        if not policy_file.exists():
+            policy_file.write_text(DEFAULT_POLICY_TOML, encoding="utf-8")
+        for area in load_policy(policy_file).areas:
+            (root / area).mkdir(exist_ok=True)
+        return cls(root, database_url=database_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.storage.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- plans ----------------------------------------------------------------------------------
+
+    def submit(self, data: object, *, plan_id: str | None = None, actor: str | None = None) -> PlanRecord:
+        """Record a new plan. Submitting the same id with the same content again is a no-op."""
+        plan = parse_plan(data)
+        plan_id = check_plan_id(plan_id) if plan_id else new_plan_id()
+        actor = actor or plan.author
+        with self._session() as session:
+            existing = session.get(PlanRow, plan_id)
+            if existing is not None:
+                if existing.digest != plan.digest:
+                    raise PlanStateError(
+                        f"plan {plan_id!r} already exists with different content",
+                        hint="plans never change once submitted; submit the new one under a new id",
+                    )
+                return self._record(session, existing)
+            row = PlanRow(
+                id=plan_id,
+                scope=plan.scope,
+                description=plan.description,
+                author=plan.author,
+                digest=plan.digest,
+                body=plan.canonical_json(),
+                status="submitted",
+            )
+            session.add(row)
+            session.flush()
+            audit.append(
+                session,
+                "submitted",
+                actor,
+                plan_id,
+                {"digest": plan.digest, "scope": plan.scope, "operations": len(plan.operations)},
+            )
+            return self._record(session, row)
+
+    def get(self, plan_id: str) -> PlanRecord:
+        with self._session() as session:
+            return self._record(session, self._row(session, plan_id))
+
+    def list(self, *, status: str | None = None, scope: str | None = None) -> list[PlanRecord]:
+        with self._session() as session:
+            query = select(PlanRow).order_by(PlanRow.created_at.desc())
+            if status:
+                query = query.where(PlanRow.status == status)
+            if scope:
+                query = query.where(PlanRow.scope == scope)
+            return [self._record(session, row, full=False) for row in session.scalars(query)]
+
+    def validate(self, plan_id: str, *, actor: str = "airlock") -> PlanRecord:
+        """Simulate the plan against the workspace now; record the report and its preconditions."""
+        with self._session() as session:
+            row = self._row(session, plan_id)
+            self._require(row, VALIDATABLE, "validate")
+            plan = Plan.model_validate_json(row.body)
+        report = validate(plan, self.storage, self.policy)
+        with self._session() as session:
+            row = self._row(session, plan_id)
+            self._require(row, VALIDATABLE, "validate")
+            session.add(
+                ValidationRow(
+                    plan_id=plan_id,
+                    digest=row.digest,
+                    valid=report.valid,
+                    report=report.model_dump(mode="json"),
+                )
+            )
+            self._set_status(row, "validated" if report.valid else "invalid")
+            audit.append(
+                session,
+                "validated",
+                actor,
+                plan_id,
+                {
+                    "valid": report.valid,
+                    "errors": [issue.message for issue in report.errors],
+                    "warnings": len(report.warnings),
+                    "counts": report.counts,
+                    "needs_approval": report.needs_approval,
+                },
+            )
+            session.flush()
+            return self._record(session, row)
+
+    def approve(self, plan_id: str, *, actor: str, comment: str = "") -> PlanRecord:
+        return self._decide(plan_id, "approved", actor, comment)
+
+    def reject(self, plan_id: str, *, actor: str, comment: str = "") -> PlanRecord:
+        return self._decide(plan_id, "rejected", actor, comment)
+
+    def _decide(self, plan_id: str, decision: str, actor: str, comment: str) -> PlanRecord:
+        if not actor.strip():
+            raise InputError("an approval or rejection needs the name of who decides", hint="pass --actor NAME")
+        with self._session() as session:
+            row = self._row(session, plan_id)
+            self._require(row, DECIDABLE, decision.removesuffix("d"))
+            validation = self._latest_validation(session, plan_id)
+            if validation is None or not validation.valid or validation.digest != row.digest:
+                raise PlanStateError(
+                    f"plan {plan_id!r} has no valid validation of its current content",
+                    hint=f"run `airlock plan validate {plan_id}` and review the report first",
+                )
+            if decision == "approved" and actor == row.author:
+                raise NotPermittedError(
+                    f"{actor!r} wrote plan {plan_id!r} and cannot approve it",
+                    hint="a different person must approve it",
+                )
+            session.add(
+                DecisionRow(
+                    plan_id=plan_id,
+                    validation_id=validation.id,
+                    digest=row.digest,
+                    decision=decision,
+                    actor=actor,
+                    comment=comment,
+                )
+            )
+            self._set_status(row, decision)
+            audit.append(
+                session,
+                decision,
+                actor,
+                plan_id,
+                {"digest": row.digest, "validation": validation.id, "comment": comment},
+            )
+            session.flush()
+            return self._record(session, row)
+
+    # --- apply ----------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        plan_id: str,
+        *,
+        actor: str = "airlock",
+        progress: Progress | None = None,
+        hook: Hook | None = None,
+        lock_timeout: float = 30.0,
+    ) -> ApplyResult:
+        """Apply an approved (or approval-free) plan all-or-nothing, under the scope lock."""
+        with self._session() as session:
+            row = self._row(session, plan_id)
+            scope = Plan.model_validate_json(row.body).scope_path
+        with scope_lock(self.state_dir / "locks", scope, lock_timeout):
+            with self._session() as session:
+                row = self._row(session, plan_id)
+                plan = Plan.model_validate_json(row.body)
+                report, _validation_id = self._check_applyable(session, row)
+                stale = stale_paths(report.preconditions, self.storage)
+                if stale:
+                    raise StalePlanError(
+                        f"plan {plan_id!r} is stale: {len(stale)} path(s) changed since it was "
+                        "validated",
+                        hint=f"run `airlock plan validate {plan_id}`, review the new report "
+                        "(and approve it again if it needs approval), then apply",
+                        details=stale[:50],
+                    )
+                txn_id = _new_txn_id()
+                steps = journal.compile_apply(report.changes, txn_id)
+                session.add(
+                    TransactionRow(
+                        id=txn_id,
+                        plan_id=plan_id,
+                        kind="apply",
+                        status="running",
+                        scope=plan.scope,
+                        steps=[step.to_json() for step in steps],
+                        actor=actor,
+                    )
+                )
+                self._set_status(row, "applying")
+            # The journal is committed (and fsynced) before the first step runs.
+            cursor = Cursor(self._cursor_path(txn_id))
+            try:
+                journal.run_steps(
+                    self.storage,
+                    steps,
+                    cursor,
+                    _content_of(plan),
+                    hook=hook or journal._no_hook,
+                    progress=progress,
+                )
+                self.storage.sync()
+            except StepFailed as failure:
+                cursor.remove()
+                self._finish_failed(plan_id, txn_id, actor, report, failure)
+                return ApplyResult(
+                    plan_id=plan_id,
+                    success=False,
+                    operations_completed=0,
+                    operations_failed=len(plan.operations),
+                    transaction_id=txn_id,
+                    error=str(failure),
+                )
+            except BaseException:
+                # Undo could not finish (the filesystem refuses it): leave the journal running
+                # so `airlock recover` completes it once the cause is fixed.
+                cursor.close()
+                raise
+            with self._session() as session:
+                txn = session.get(TransactionRow, txn_id)
+                assert txn is not None
+                txn.status = "committed"
+                txn.finished_at = utcnow()
+                row = self._row(session, plan_id)
+                self._set_status(row, "applied")
+                audit.append(
+                    session,
+                    "applied",
+                    actor,
+                    plan_id,
+                    {
+                        "digest": row.digest,
+                        "transaction": txn_id,
+                        "operations": [_audit_change(c) for c in report.changes],
+                    },
+                )
+            cursor.remove()
+        return ApplyResult(
+            plan_id=plan_id,
+            success=True,
+            operations_completed=len(plan.operations),
+            operations_failed=0,
+            transaction_id=txn_id,
+        )
+
+    def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, int]:
+        self._require(row, APPLYABLE, "apply")
+        validation = self._latest_validation(session, row.id)
+        if validation is None or validation.digest != row.digest:
+            raise PlanStateError(
+                f"plan {row.id!r} has not been validated",
+                hint=f"run `airlock plan validate {row.id}` first",
+            )
+        report = Validation.model_validate(validation.report)
+        if not report.valid:
+            raise PlanInvalidError(
+                f"plan {row.id!r} did not pass validation",
+                hint="fix the errors in its report and submit a corrected plan",
+                details=[issue.message for issue in report.errors],
+            )
+        if report.needs_approval:
+            decision = session.scalars(
+                select(DecisionRow)
+                .where(DecisionRow.plan_id == row.id)
+                .order_by(DecisionRow.id.desc())
+                .limit(1)
+            ).first()
+            if (
+                decision is None
+                or decision.decision != "approved"
+                or decision.digest != row.digest
+                or decision.validation_id != validation.id
+            ):
+                raise NotPermittedError(
+                    f"plan {row.id!r} needs a person's approval ({', '.join(report.needs_approval)})",
+                    hint=f"an approver runs `airlock plan approve {row.id} --actor NAME` after "
+                    "reviewing its report",
+                )
+        return report, validation.id
+
+    def _finish_failed(
+        self, plan_id: str, txn_id: str, actor: str, report: Validation, failure: StepFailed
+    ) -> None:
+        with self._session() as session:
+            txn = session.get(TransactionRow, txn_id)
+            assert txn is not None
+            txn.status = "undone"
+            txn.error = str(failure)
+            txn.finished_at = utcnow()
+            row = self._row(session, plan_id)
+            self._set_status(row, "failed", reason=str(failure))
+            audit.append(
+                session,
+                "failed",
+                actor,
+                plan_id,
+                {"transaction": txn_id, "error": str(failure), "workspace": "unchanged"},
+            )
+
+    # --- rollback -------------------------------------------------------------------------------
+
+    def rollback_conflicts(self, plan_id: str) -> list[Conflict]:
+        with self._session() as session:
+            _row, _txn, changes = self._applied(session, plan_id)
+        return find_conflicts(self.storage, changes)
+
+    def rollback(
+        self,
+        plan_id: str,
+        *,
+        actor: str,
+        force: bool = False,
+        progress: Progress | None = None,
+        hook: Hook | None = None,
+        lock_timeout: float = 30.0,
+    ) -> ApplyResult:
+        """Restore the exact prior bytes of an applied plan, all-or-nothing."""
+        with self._session() as session:
+            row, _txn, _changes = self._applied(session, plan_id)
+            scope = Plan.model_validate_json(row.body).scope_path
+        with scope_lock(self.state_dir / "locks", scope, lock_timeout):
+            with self._session() as session:
+                row, applied_txn, changes = self._applied(session, plan_id)
+                conflicts = find_conflicts(self.storage, changes)
+                if conflicts and not force:
+                    raise RollbackConflictError(
+                        f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} "
+                        "path(s) changed since it was applied",
+                        hint="review them; `--force` rolls back anyway and sets these aside "
+                        "in the trash (listed in the audit log)",
+                        details=[str(c) for c in conflicts[:50]],
+                    )
+                txn_id = _new_txn_id()
+                applied_steps = [Step.from_json(s) for s in applied_txn.steps]
+                steps = journal.compile_rollback(applied_steps, txn_id)
+                if conflicts:
+                    steps = self._forced(steps, conflicts, txn_id)
+                session.add(
+                    TransactionRow(
+                        id=txn_id,
+                        plan_id=plan_id,
+                        kind="rollback",
+                        status="running",
+                        scope=row.scope,
+                        steps=[step.to_json() for step in steps],
+                        actor=actor,
+                    )
+                )
+                self._set_status(row, "rolling_back")
+            cursor = Cursor(self._cursor_path(txn_id))
+            try:
+                journal.run_steps(
+                    self.storage,
+                    steps,
+                    cursor,
+                    lambda _op: b"",
+                    hook=hook or journal._no_hook,
+                    progress=progress,
+                )
+                self.storage.sync()
+            except StepFailed as failure:
+                cursor.remove()
+                with self._session() as session:
+                    txn = session.get(TransactionRow, txn_id)
+                    assert txn is not None
+                    txn.status, txn.error, txn.finished_at = "undone", str(failure), utcnow()
+                    self._set_status(self._row(session, plan_id), "applied")
+                    audit.append(
+                        session,
+                        "failed",
+                        actor,
+                        plan_id,
+                        {"transaction": txn_id, "rollback": True, "error": str(failure)},
+                    )
+                raise RollbackConflictError(
+                    f"rollback of {plan_id!r} failed and was undone: {failure.message}",
+                    hint=failure.hint or "fix the cause, then retry the rollback",
+                ) from failure
+            except BaseException:
+                cursor.close()
+                raise
+            with self._session() as session:
+                txn = session.get(TransactionRow, txn_id)
+                assert txn is not None
+                txn.status, txn.finished_at = "committed", utcnow()
+                self._set_status(self._row(session, plan_id), "rolled_back")
+                audit.append(
+                    session,
+                    "rolled_back",
+                    actor,
+                    plan_id,
+                    {
+                        "transaction": txn_id,
+                        "of_transaction": applied_txn.id,
+                        "forced": bool(conflicts),
+                        "set_aside": [str(c) for c in conflicts],
+                        "operations": [_audit_change(c) for c in changes],
+                    },
+                )
+            cursor.remove()
+        return ApplyResult(plan_id, True, len(changes), 0, txn_id)
+
+    def _forced(self, steps: list[Step], conflicts: list[Conflict], txn_id: str) -> list[Step]:
+        """Set conflicting entries aside first; skip undoing what no longer exists."""
+        trash = journal.trash_dir(txn_id)
+        extra: list[Step] = []
+        gone: set[RelPath] = set()
+        for n, conflict in enumerate(conflicts):
+            path = tuple(conflict.path.split("/"))
+            if self.storage.stat(path) is None:
+                gone.add(path)
+            elif "modified" not in conflict.reason:
+                extra.append(Step("rename", path, (*trash, f"forced-{n}")))
+        kept = [s for s in steps[1:] if not (s.kind == "rename" and s.path in gone)]
+        return [steps[0], *extra, *kept]
+
+    def _applied(self, session: Session, plan_id: str) -> tuple[PlanRow, TransactionRow, list[Change]]:
+        row = self._row(session, plan_id)
+        self._require(row, {"applied"}, "roll back")
+        txn = session.scalars(
+            select(TransactionRow)
+            .where(TransactionRow.plan_id == plan_id)
+            .where(TransactionRow.kind == "apply")
+            .where(TransactionRow.status == "committed")
+            .order_by(TransactionRow.created_at.desc())
+        ).first()
+        if txn is None:
+            raise PlanStateError(f"plan {plan_id!r} has no committed apply to roll back")
+        if txn.purged_at is not None:
+            raise PlanStateError(
+                f"plan {plan_id!r} cannot be rolled back: its kept-aside files were purged "
+                f"by `airlock gc` on {txn.purged_at:%Y-%m-%d}",
+            )
+        validation = self._latest_validation(session, plan_id)
+        assert validation is not None
+        return row, txn, Validation.model_validate(validation.report).changes
+
+    # --- recovery and housekeeping -----------------------------------------------------------
+
+    def recover(self, *, actor: str = "airlock") -> list[Recovered]:
+        """Undo every transaction a crashed process left running (skips ones still alive)."""
+        with self._session() as session:
+            running = list(
+                session.scalars(select(TransactionRow).where(TransactionRow.status == "running"))
+            )
+        done = []
+        for txn in running:
+            scope = tuple(txn.scope.split("/"))
+            try:
+                with scope_lock(self.state_dir / "locks", scope, timeout=0):
+                    done.append(self._recover_one(txn.id, actor))
+            except Exception as exc:  # noqa: BLE001 - a busy scope is a live apply: skip it
+                from airlock.errors import BusyError
+
+                if not isinstance(exc, BusyError):
+                    raise
+        for stray in (self.state_dir / "journal").glob("*.cursor"):
+            with self._session() as session:
+                txn_row = session.get(TransactionRow, stray.stem)
+                if txn_row is None or txn_row.status != "running":
+                    stray.unlink(missing_ok=True)
+        return done
+
+    def _recover_one(self, txn_id: str, actor: str) -> Recovered:
+        with self._session() as session:
+            txn = session.get(TransactionRow, txn_id)
+            assert txn is not None
+            if txn.status != "running":
+                return Recovered(txn_id, txn.plan_id, txn.kind, 0)
+            steps = [Step.from_json(s) for s in txn.steps]
+            plan_id, kind = txn.plan_id, txn.kind
+        path = self._cursor_path(txn_id)
+        started = Cursor.read(path)
+        started = 0 if started is None else min(started, len(steps))
+        cursor = Cursor(path)
+        journal.undo_steps(self.storage, steps, started, cursor)
+        self.storage.sync()
+        with self._session() as session:
+            txn = session.get(TransactionRow, txn_id)
+            assert txn is not None
+            txn.status, txn.finished_at = "undone", utcnow()
+            txn.error = "interrupted; recovered to the state before it"
+            row = self._row(session, plan_id)
+            if kind == "apply":
+                self._set_status(row, "failed", reason="apply was interrupted; workspace restored "
+                                 "to the state before the plan")
+            else:
+                self._set_status(row, "applied", reason="rollback was interrupted; plan is still applied")
+            audit.append(
+                session,
+                "recovered",
+                actor,
+                plan_id,
+                {
+                    "transaction": txn_id,
+                    "kind": kind,
+                    "steps_started": started,
+                    "result": "restored to the state before the " + kind,
+                },
+            )
+        cursor.remove()
+        return Recovered(txn_id, plan_id, kind, started)
+
+    def gc(self, *, actor: str = "airlock", older_than_days: float | None = None,
+           now: dt.datetime | None = None) -> list[str]:
+        """Purge kept-aside files of transactions finished more than the retention period ago."""
+        days = self.policy.retention_days if older_than_days is None else older_than_days
+        cutoff = (now or utcnow()) - dt.timedelta(days=days)
+        purged = []
+        with self._session() as session:
+            candidates = list(
+                session.scalars(
+                    select(TransactionRow)
+                    .where(TransactionRow.status.in_(("committed", "undone")))
+                    .where(TransactionRow.purged_at.is_(None))
+                )
+            )
+        for txn in candidates:
+            finished = txn.finished_at
+            if finished is None:
+                continue
+            if finished.tzinfo is None:
+                finished = finished.replace(tzinfo=dt.UTC)
+            if finished > cutoff:
+                continue
+            trash = journal.trash_dir(txn.id)
+            self.storage.remove_tree(trash)
+            with self._session() as session:
+                row = session.get(TransactionRow, txn.id)
+                assert row is not None
+                row.purged_at = utcnow()
+                audit.append(
+                    session, "purged", actor, txn.plan_id,
+                    {"transaction": txn.id, "older_than_days": days},
+                )
+            purged.append(txn.id)
+        return purged
+
+    # --- audit ----------------------------------------------------------------------------------
+
+    def audit_verify(self) -> audit.ChainReport:
+        with self._session() as session:
+            return audit.verify(session)
+
+    def audit_events(self, plan_id: str | None = None) -> list[dict[str, Any]]:
+        with self._session() as session:
+            return list(audit.events(session, plan_id))
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _cursor_path(self, txn_id: str) -> Path:
+        directory = self.state_dir / "journal"
+        directory.mkdir(exist_ok=True)
+        return directory / f"{txn_id}.cursor"
+
+    @staticmethod
+    def _row(session: Session, plan_id: str) -> PlanRow:
+        row = session.get(PlanRow, plan_id)
+        if row is None:
+            raise NotFoundError(
+                f"no plan {plan_id!r}", hint="list plans with `airlock plan list`"
+            )
+        return row
+
+    @staticmethod
+    def _require(row: PlanRow, allowed: set[str], action: str) -> None:
+        if row.status not in allowed:
+            raise PlanStateError(
+                f"plan {row.id!r} is {row.status}; only a plan that is "
+                f"{' or '.join(sorted(allowed))} can {action}",
+                hint=f"see `airlock plan show {row.id}`",
+            )
+
+    @staticmethod
+    def _set_status(row: PlanRow, status: str, reason: str | None = None) -> None:
+        row.status = status
+        row.reason = reason
+        row.updated_at = utcnow()
+
+    @staticmethod
+    def _latest_validation(session: Session, plan_id: str) -> ValidationRow | None:
+        return session.scalars(
+            select(ValidationRow)
+            .where(ValidationRow.plan_id == plan_id)
+            .order_by(ValidationRow.id.desc())
+            .limit(1)
+        ).first()
+
+    def _record(self, session: Session, row: PlanRow, full: bool = True) -> PlanRecord:
+        record = PlanRecord(
+            id=row.id,
+            plan=Plan.model_validate_json(row.body),
+            digest=row.digest,
+            status=row.status,
+            reason=row.reason,
+            created_at=row.created_at,
+        )
+        if full:
+            validation = self._latest_validation(session, row.id)
+            if validation is not None:
+                record.validation = Validation.model_validate(validation.report)
+                record.validation_id = validation.id
+            record.decisions = [
+                {
+                    "decision": d.decision,
+                    "actor": d.actor,
+                    "comment": d.comment,
+                    "digest": d.digest,
+                    "validation": d.validation_id,
+                    "at": d.created_at.isoformat(),
+                }
+                for d in session.scalars(
+                    select(DecisionRow).where(DecisionRow.plan_id == row.id).order_by(DecisionRow.id)
+                )
+            ]
+        return record
+
+
+def _audit_change(change: Change) -> dict[str, Any]:
+    return change.model_dump(mode="json", exclude_defaults=True)
+
+
+def _migrate(engine: Engine, url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def load_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no such file {str(path)!r}", hint="check the path") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{str(path)!r} is not valid JSON: {exc}", hint="fix the JSON") from None

@@ -7,6 +7,7 @@ symlinks. A :data:`RelPath` is a tuple of names, each checked here, relative to 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from airlock.errors import UnsafePathError
@@ -15,6 +16,8 @@ RelPath = tuple[str, ...]
 
 STATE_DIR = ".airlock"
 """Airlock's own state inside the workspace root. No plan may name it."""
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
 
 NAME_MAX_BYTES = 255
 PATH_MAX_BYTES = 4096
@@ -28,47 +31,49 @@ def parse(text: str, what: str = "path") -> RelPath:
     """
     if not isinstance(text, str) or text == "":
         raise UnsafePathError(f"{what} is empty", hint="give a path relative to the scope, like 'a/b'")
-    shown = text.encode("unicode_escape").decode("ascii")
     if text.startswith("/"):
         raise UnsafePathError(
-            f"{what} {shown!r} is absolute",
+            f"{what} '{_show(text)}' is absolute",
             hint="paths are relative to the plan's scope; drop the leading '/'",
         )
     if "\\" in text:
         raise UnsafePathError(
-            f"{what} {shown!r} contains a backslash", hint="separate folders with '/'"
+            f"{what} '{_show(text)}' contains a backslash", hint="separate folders with '/'"
         )
-    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+    bad = _CONTROL.search(text)
     if bad is not None:
         raise UnsafePathError(
-            f"{what} {shown!r} contains the control character U+{ord(bad):04X}",
+            f"{what} '{_show(text)}' contains the control character U+{ord(bad.group()):04X}",
             hint="remove NUL, newline, tab and other control characters from names",
         )
     if len(text.encode("utf-8", "surrogatepass")) > PATH_MAX_BYTES:
         raise UnsafePathError(f"{what} is longer than {PATH_MAX_BYTES} bytes", hint="shorten it")
     parts = tuple(text.split("/"))
     for part in parts:
-        check_name(part, what, shown)
+        check_name(part, what, text)
     return parts
 
 
-def check_name(part: str, what: str = "path", shown: str | None = None) -> None:
-    shown = shown if shown is not None else part
+def _show(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def check_name(part: str, what: str = "path", whole: str | None = None) -> None:
     if part == "":
         raise UnsafePathError(
-            f"{what} {shown!r} has an empty component",
+            f"{what} '{_show(whole if whole is not None else part)}' has an empty component",
             hint="remove doubled or trailing '/' characters",
         )
     if part in (".", ".."):
         raise UnsafePathError(
-            f"{what} {shown!r} contains {part!r}",
+            f"{what} '{_show(whole if whole is not None else part)}' contains {part!r}",
             hint="name each folder explicitly; '.' and '..' are never allowed",
         )
     try:
         size = len(part.encode("utf-8"))
     except UnicodeEncodeError:
         raise UnsafePathError(
-            f"{what} {shown!r} is not valid Unicode", hint="use UTF-8 names"
+            f"{what} '{_show(whole if whole is not None else part)}' is not valid Unicode", hint="use UTF-8 names"
         ) from None
     if size > NAME_MAX_BYTES:
         raise UnsafePathError(

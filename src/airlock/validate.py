@@ -312,7 +312,7 @@ class _Simulation:
                     f"{limits.max_bytes_written}. Split it into smaller plans.",
                 )
             )
-        if self.counts["delete"] > limits.max_deletions:
+        if self.counts.get("delete", 0) > limits.max_deletions:  # .get: no "delete": 0 entry
             self.errors.append(
                 Issue(
                     severity="error",

@@ -10,6 +10,7 @@ Opening a workspace recovers any transaction a crashed process left half-done.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -125,11 +126,17 @@ def _new_txn_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
 
 
-def _content_of(plan: Plan) -> journal.Content:
+def _content_of(body: str) -> journal.Content:
+    """Each write's bytes, from the plan's stored JSON (validated at submit), parsed on first use."""
+    operations: list[dict[str, Any]] = []
+
     def content(index: int) -> bytes:
-        op = plan.operations[index]
-        assert isinstance(op, Write)
-        return op.content()
+        if not operations:
+            operations.extend(json.loads(body)["operations"])
+        op = operations[index]
+        if op.get("text") is not None:
+            return str(op["text"]).encode("utf-8")
+        return base64.b64decode(op["base64"], validate=True)
 
     return content
 
@@ -337,13 +344,12 @@ class Workspace:
     ) -> ApplyResult:
         """Apply an approved (or approval-free) plan all-or-nothing, under the scope lock."""
         with self._session() as session:
-            row = self._row(session, plan_id)
-            scope = Plan.model_validate_json(row.body).scope_path
-        with scope_lock(self.state_dir / "locks", scope, lock_timeout):
+            scope = tuple(self._row(session, plan_id).scope.split("/"))
+        with scope_lock(self.state_dir / "locks", scope, lock_timeout), self.storage.batch():
             with self._session() as session:
                 row = self._row(session, plan_id)
-                plan = Plan.model_validate_json(row.body)
-                report, _validation_id = self._check_applyable(session, row)
+                body, scope_text = row.body, row.scope
+                report, raw_report = self._check_applyable(session, row)
                 stale = stale_paths(report.preconditions, self.storage)
                 if stale:
                     raise StalePlanError(
@@ -361,7 +367,7 @@ class Workspace:
                         plan_id=plan_id,
                         kind="apply",
                         status="running",
-                        scope=plan.scope,
+                        scope=scope_text,
                         steps=[step.to_json() for step in steps],
                         actor=actor,
                     )
@@ -374,19 +380,19 @@ class Workspace:
                     self.storage,
                     steps,
                     cursor,
-                    _content_of(plan),
+                    _content_of(body),
                     hook=hook or journal._no_hook,
                     progress=progress,
                 )
                 self.storage.sync()
             except StepFailed as failure:
                 cursor.remove()
-                self._finish_failed(plan_id, txn_id, actor, report, failure)
+                self._finish_failed(plan_id, txn_id, actor, failure)
                 return ApplyResult(
                     plan_id=plan_id,
                     success=False,
                     operations_completed=0,
-                    operations_failed=len(plan.operations),
+                    operations_failed=len(report.changes),
                     transaction_id=txn_id,
                     error=str(failure),
                 )
@@ -410,19 +416,21 @@ class Workspace:
                     {
                         "digest": row.digest,
                         "transaction": txn_id,
-                        "operations": [_audit_change(c) for c in report.changes],
+                        "operations": [_audit_change(c) for c in raw_report["changes"]],
                     },
                 )
             cursor.remove()
         return ApplyResult(
             plan_id=plan_id,
             success=True,
-            operations_completed=len(plan.operations),
+            operations_completed=len(report.changes),
             operations_failed=0,
             transaction_id=txn_id,
         )
 
-    def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, int]:
+    def _check_applyable(
+        self, session: Session, row: PlanRow
+    ) -> tuple[Validation, dict[str, Any]]:
         self._require(row, APPLYABLE, "apply")
         validation = self._latest_validation(session, row.id)
         if validation is None or validation.digest != row.digest:
@@ -455,11 +463,9 @@ class Workspace:
                     hint=f"an approver runs `airlock plan approve {row.id} --actor NAME` after "
                     "reviewing its report",
                 )
-        return report, validation.id
+        return report, validation.report
 
-    def _finish_failed(
-        self, plan_id: str, txn_id: str, actor: str, report: Validation, failure: StepFailed
-    ) -> None:
+    def _finish_failed(self, plan_id: str, txn_id: str, actor: str, failure: StepFailed) -> None:
         with self._session() as session:
             txn = session.get(TransactionRow, txn_id)
             assert txn is not None
@@ -496,8 +502,8 @@ class Workspace:
         """Restore the exact prior bytes of an applied plan, all-or-nothing."""
         with self._session() as session:
             row, _txn, _changes = self._applied(session, plan_id)
-            scope = Plan.model_validate_json(row.body).scope_path
-        with scope_lock(self.state_dir / "locks", scope, lock_timeout):
+            scope = tuple(row.scope.split("/"))
+        with scope_lock(self.state_dir / "locks", scope, lock_timeout), self.storage.batch():
             with self._session() as session:
                 row, applied_txn, changes = self._applied(session, plan_id)
                 conflicts = find_conflicts(self.storage, changes)
@@ -573,7 +579,7 @@ class Workspace:
                         "of_transaction": applied_txn.id,
                         "forced": bool(conflicts),
                         "set_aside": [str(c) for c in conflicts],
-                        "operations": [_audit_change(c) for c in changes],
+                        "operations": [_audit_change(c.model_dump(mode="json")) for c in changes],
                     },
                 )
             cursor.remove()
@@ -652,7 +658,8 @@ class Workspace:
         started = Cursor.read(path)
         started = 0 if started is None else min(started, len(steps))
         cursor = Cursor(path)
-        journal.undo_steps(self.storage, steps, started, cursor)
+        with self.storage.batch():
+            journal.undo_steps(self.storage, steps, started, cursor)
         self.storage.sync()
         with self._session() as session:
             txn = session.get(TransactionRow, txn_id)
@@ -795,8 +802,14 @@ class Workspace:
         return record
 
 
-def _audit_change(change: Change) -> dict[str, Any]:
-    return change.model_dump(mode="json", exclude_defaults=True)
+_CHANGE_DEFAULTS = {
+    name: info.default for name, info in Change.model_fields.items() if not info.is_required()
+}
+
+
+def _audit_change(change: dict[str, Any]) -> dict[str, Any]:
+    """A change as the audit log records it: its paths and hashes, without empty fields."""
+    return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
 
 
 def _migrate(engine: Engine, url: str) -> None:

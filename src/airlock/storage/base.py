@@ -19,6 +19,7 @@ Every backend passes the one conformance suite in ``tests/storage_conformance.py
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 from abc import ABC, abstractmethod
@@ -100,6 +101,12 @@ class Storage(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (file descriptors)."""
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """A block of many operations by one writer holding the scope lock; backends may cache
+        resolved folders within it (and must drop a folder that is renamed or removed)."""
+        yield
 
     # Built on the primitives, once, for every backend.
 

@@ -15,6 +15,7 @@ after validation cannot redirect a write, a delete or a move.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -74,6 +75,9 @@ class LocalStorage(Storage):
             raise storage_error(exc, "open the workspace", str(root)) from exc
         self._openat2 = self._probe_openat2() if use_openat2 is None else use_openat2
         self._name_max = os.statvfs(self.root).f_namemax
+        self._cache: dict[RelPath, int] | None = None
+        self._cache_fds: set[int] = set()
+        self._cached_prefixes: dict[RelPath, int] = {}
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -102,8 +106,65 @@ class LocalStorage(Storage):
             raise OSError(code, os.strerror(code), relative)
         return int(fd)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Reuse folder descriptors until the block ends (the engine holds the scope lock).
+
+        Within a batch a folder is resolved (safely) once, then reused; renaming or removing a
+        folder drops it and everything cached below it.
+        """
+        if self._cache is not None:  # already batching
+            yield
+            return
+        self._cache = {}
+        self._cached_prefixes = {}
+        try:
+            yield
+        finally:
+            cache, self._cache = self._cache, None
+            self._cache_fds = set()
+            for fd in cache.values():
+                os.close(fd)
+
+    def _release(self, fd: int) -> None:
+        if fd not in self._cache_fds:
+            os.close(fd)
+
+    def _forget(self, path: RelPath) -> None:
+        """Drop cached descriptors for ``path`` and anything below it (it moved or vanished)."""
+        if self._cache is None or path not in self._cached_prefixes:
+            return
+        size = len(path)
+        for key in [key for key in self._cache if key[:size] == path]:
+            fd = self._cache.pop(key)
+            self._cache_fds.discard(fd)
+            os.close(fd)
+            for depth in range(1, len(key) + 1):
+                prefix = key[:depth]
+                self._cached_prefixes[prefix] -= 1
+                if not self._cached_prefixes[prefix]:
+                    del self._cached_prefixes[prefix]
+
     def _open_dir(self, path: RelPath) -> int:
-        """A descriptor for folder ``path``; raises UnsafePathError if a component is a symlink."""
+        """A descriptor for folder ``path``; raises UnsafePathError if a component is a symlink.
+
+        Callers hand it back with :meth:`_release`.
+        """
+        if self._cache is not None:
+            cached = self._cache.get(path)
+            if cached is not None:
+                return cached
+            fd = self._resolve_dir(path)
+            if len(self._cache) < 4096:
+                self._cache[path] = fd
+                self._cache_fds.add(fd)
+                for depth in range(1, len(path) + 1):
+                    prefix = path[:depth]
+                    self._cached_prefixes[prefix] = self._cached_prefixes.get(prefix, 0) + 1
+            return fd
+        return self._resolve_dir(path)
+
+    def _resolve_dir(self, path: RelPath) -> int:
         if not path:
             return os.dup(self._root_fd)
         try:
@@ -162,7 +223,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise storage_error(exc, "look up", render(path)) from exc
         finally:
-            os.close(fd)
+            self._release(fd)
 
     def listdir(self, path: RelPath) -> list[str]:
         try:
@@ -175,7 +236,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._translate(exc, "list", path) from exc
         finally:
-            os.close(fd)
+            self._release(fd)
         try:
             return os.listdir(list_fd)
         finally:
@@ -204,7 +265,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._translate(exc, "read", path) from exc
         finally:
-            os.close(parent)
+            self._release(parent)
         if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise UnsafePathError(
@@ -229,7 +290,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._translate(exc, "create", path) from exc
         finally:
-            os.close(parent)
+            self._release(parent)
         try:
             for chunk in chunks:
                 view = memoryview(chunk)
@@ -244,6 +305,7 @@ class LocalStorage(Storage):
         self._at(path, "create folder", lambda fd: os.mkdir(path[-1], 0o777, dir_fd=fd))
 
     def rmdir(self, path: RelPath) -> None:
+        self._forget(path)
         self._at(path, "remove folder", lambda fd: os.rmdir(path[-1], dir_fd=fd))
 
     def unlink(self, path: RelPath) -> None:
@@ -256,6 +318,7 @@ class LocalStorage(Storage):
         self._at(path, "remove", _unlink)
 
     def rename(self, source: RelPath, destination: RelPath) -> None:
+        self._forget(source)
         try:
             src_fd = self._parent(source)
         except OSError as exc:
@@ -263,15 +326,15 @@ class LocalStorage(Storage):
         try:
             dst_fd = self._parent(destination)
         except OSError as exc:
-            os.close(src_fd)
+            self._release(src_fd)
             raise self._translate(exc, "move to", destination) from exc
         try:
             _renameat_noreplace(src_fd, source[-1], dst_fd, destination[-1])
         except OSError as exc:
             raise self._translate(exc, f"move {render(source)!r} to", destination) from exc
         finally:
-            os.close(src_fd)
-            os.close(dst_fd)
+            self._release(src_fd)
+            self._release(dst_fd)
 
     def sync(self) -> None:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -302,7 +365,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._translate(exc, action, path) from exc
         finally:
-            os.close(fd)
+            self._release(fd)
 
     @staticmethod
     def _translate(exc: OSError, action: str, path: RelPath) -> OSError | StorageError:
@@ -314,15 +377,13 @@ class LocalStorage(Storage):
         return storage_error(exc, action, render(path))
 
 
+_renameat2 = _libc.renameat2
+_renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_renameat2.restype = ctypes.c_int
+
+
 def _renameat_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
-    result = _libc.renameat2(
-        ctypes.c_int(src_fd),
-        ctypes.c_char_p(os.fsencode(src)),
-        ctypes.c_int(dst_fd),
-        ctypes.c_char_p(os.fsencode(dst)),
-        ctypes.c_uint(_RENAME_NOREPLACE),
-    )
-    if result == 0:
+    if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
         return
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS):

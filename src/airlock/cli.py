@@ -1,0 +1,458 @@
+"""The ``airlock`` command line: parses options, calls the library, prints the answer.
+
+Every command takes ``--json`` (machine-readable output on stdout) and ``--workspace``
+(or ``AIRLOCK_WORKSPACE``). Exit codes come from :mod:`airlock.errors`:
+
+    0 ok · 1 unexpected error · 2 usage error · 3 bad input · 4 not found
+    5 conflict (wrong status, stale plan, rollback conflict, invalid plan)
+    6 not permitted (needs approval) · 7 busy (scope locked) · 8 storage failure
+    9 integrity failure (audit chain broken)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from airlock import plan as plan_module
+from airlock.errors import AirlockError, IntegrityError
+from airlock.report import report_lines
+from airlock.workspace import PlanRecord, Workspace, load_json_file
+
+app = typer.Typer(
+    name="airlock",
+    help="Let AI agents change real files safely: every change is a plan that is validated, "
+    "approved, applied all-or-nothing, audited, and can be rolled back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+plan_app = typer.Typer(help="Submit, review, approve, apply and roll back plans.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read, verify and export the hash-chained audit log.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="AIRLOCK_WORKSPACE",
+        help="The workspace folder (or set AIRLOCK_WORKSPACE).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ActorOpt = Annotated[str, typer.Option("--actor", help="Who is acting (recorded in the audit log).")]
+PlanId = Annotated[str, typer.Argument(help="The plan's id (see `airlock plan list`).")]
+
+
+def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        human()
+
+
+def _fail(error: AirlockError, as_json: bool) -> NoReturn:
+    if as_json:
+        sys.stdout.write(json.dumps(error.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        err.print(Text(f"error: {error.message}", style="bold red"))
+        for line in error.details:
+            err.print(Text(f"  - {line}", style="red"))
+        if error.hint:
+            err.print(Text(f"hint: {error.hint}", style="yellow"))
+    raise typer.Exit(error.exit_code)
+
+
+@contextmanager
+def _guard(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except AirlockError as error:
+        _fail(error, as_json)
+
+
+@contextmanager
+def _open(workspace: Path | None, as_json: bool) -> Iterator[Workspace]:
+    with _guard(as_json):
+        if workspace is None:
+            raise_missing_workspace()
+        ws = Workspace(workspace)
+        if ws.recovered and not as_json:
+            for item in ws.recovered:
+                err.print(
+                    f"[yellow]recovered an interrupted {item.kind} of plan {item.plan_id}: "
+                    "the workspace is back to the state before it[/yellow]"
+                )
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+def raise_missing_workspace() -> NoReturn:
+    from airlock.errors import InputError
+
+    raise InputError(
+        "no workspace given", hint="pass --workspace DIR or set AIRLOCK_WORKSPACE"
+    )
+
+
+def _print_report(record: PlanRecord) -> None:
+    lines = report_lines(
+        record.id,
+        record.plan.scope,
+        record.plan.description,
+        record.plan.author,
+        record.digest,
+        record.status,
+        record.validation,
+    )
+    styles = {"+": "green", "→": "cyan", "~": "yellow", "-": "red"}
+    for line in lines:
+        stripped = line.strip()
+        style = ""
+        if stripped[:1] in styles:
+            style = styles[stripped[:1]]
+        elif stripped.startswith("error:") or stripped.startswith("Invalid"):
+            style = "bold red"
+        elif stripped.startswith("warning:") or stripped.startswith("Needs"):
+            style = "yellow"
+        elif stripped.startswith("Plan:"):
+            style = "bold"
+        out.print(Text(line, style=style), soft_wrap=True)
+
+
+def _progress_bar(as_json: bool, label: str) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+    if as_json or not err.is_terminal:
+        return None, None
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@app.command()
+def init(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Prepare a folder as an Airlock workspace (state in DIR/.airlock, default policy)."""
+    with _guard(as_json):
+        if workspace is None:
+            raise_missing_workspace()
+        ws = Workspace.init(workspace)
+        ws.close()
+    _emit(
+        as_json,
+        {"workspace": str(ws.root), "state": str(ws.state_dir), "policy": str(ws.state_dir / "policy.toml")},
+        lambda: out.print(
+            f"Workspace ready at [bold]{ws.root}[/bold]; policy in {ws.state_dir / 'policy.toml'}"
+        ),
+    )
+
+
+@app.command()
+def schema(as_json: JsonOpt = True) -> None:
+    """Print the plan format's JSON Schema."""
+    sys.stdout.write(json.dumps(plan_module.json_schema(), indent=2) + "\n")
+
+
+@plan_app.command("submit")
+def plan_submit(
+    file: Annotated[Path, typer.Argument(help="A plan as JSON ('-' reads standard input).")],
+    workspace: WorkspaceOpt = None,
+    plan_id: Annotated[str | None, typer.Option("--id", help="Choose the plan's id.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Who submits (default: the plan's author).")] = None,
+    validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Validate right away.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a plan (and validate it, unless --no-validate)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        data = json.load(sys.stdin) if str(file) == "-" else load_json_file(file)
+        record = ws.submit(data, plan_id=plan_id, actor=actor)
+        if validate:
+            record = ws.validate(record.id, actor=actor or record.plan.author)
+        _emit(as_json, record.to_dict(), lambda: _print_report(record))
+        if record.status == "invalid":
+            raise typer.Exit(5)
+
+
+@plan_app.command("show")
+def plan_show(plan_id: PlanId, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a plan with its latest validation report and decisions."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        record = ws.get(plan_id)
+
+        def human() -> None:
+            _print_report(record)
+            for d in record.decisions:
+                out.print(f"{d['decision']} by {d['actor']} at {d['at']}: {d['comment']}")
+
+        _emit(as_json, record.to_dict(), human)
+
+
+@plan_app.command("list")
+def plan_list(
+    workspace: WorkspaceOpt = None,
+    status: Annotated[str | None, typer.Option(help="Only plans with this status.")] = None,
+    scope: Annotated[str | None, typer.Option(help="Only plans for this scope.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List plans, newest first."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        records = ws.list(status=status, scope=scope)
+
+        def human() -> None:
+            if not records:
+                out.print("No plans.")
+            for r in records:
+                out.print(
+                    f"{r.id}  {r.status:<12} {r.plan.scope}  {len(r.plan.operations)} op(s)  "
+                    f"by {r.plan.author}  {r.plan.description[:60]}"
+                )
+
+        _emit(as_json, [r.to_dict() for r in records], human)
+
+
+@plan_app.command("validate")
+def plan_validate(
+    plan_id: PlanId, workspace: WorkspaceOpt = None, actor: ActorOpt = "airlock", as_json: JsonOpt = False
+) -> None:
+    """Dry-run a plan against the workspace now and print its report (exit 5 if invalid)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        record = ws.validate(plan_id, actor=actor)
+        _emit(as_json, record.to_dict(), lambda: _print_report(record))
+        if record.status == "invalid":
+            raise typer.Exit(5)
+
+
+def _decide(kind: str, plan_id: str, workspace: Path | None, actor: str, comment: str, as_json: bool) -> None:
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        method = ws.approve if kind == "approve" else ws.reject
+        record = method(plan_id, actor=actor, comment=comment)
+        _emit(
+            as_json,
+            {"plan_id": record.id, "status": record.status, "digest": record.digest, "actor": actor},
+            lambda: out.print(f"Plan {record.id} {record.status} by {actor} (digest {record.digest})."),
+        )
+
+
+@plan_app.command("approve")
+def plan_approve(
+    plan_id: PlanId,
+    actor: Annotated[str, typer.Option("--actor", help="Who approves (must not be the author).")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a validated plan; the approval is bound to its digest and that validation."""
+    _decide("approve", plan_id, workspace, actor, comment, as_json)
+
+
+@plan_app.command("reject")
+def plan_reject(
+    plan_id: PlanId,
+    actor: Annotated[str, typer.Option("--actor", help="Who rejects.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a validated plan; it can never be applied."""
+    _decide("reject", plan_id, workspace, actor, comment, as_json)
+
+
+@plan_app.command("apply")
+def plan_apply(
+    plan_id: PlanId, workspace: WorkspaceOpt = None, actor: ActorOpt = "airlock", as_json: JsonOpt = False
+) -> None:
+    """Apply a plan all-or-nothing (with a progress bar on a terminal)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        bar, update = _progress_bar(as_json, "applying")
+        if bar is not None:
+            with bar:
+                result = ws.apply(plan_id, actor=actor, progress=update)
+        else:
+            result = ws.apply(plan_id, actor=actor)
+
+        def human() -> None:
+            if result.success:
+                out.print(
+                    f"[green]Applied plan {plan_id}: {result.operations_completed} operation(s).[/green] "
+                    f"Undo with `airlock plan rollback {plan_id} --actor NAME`."
+                )
+            else:
+                err.print(f"[red]Plan {plan_id} failed; the workspace is unchanged.[/red]\n{result.error}")
+
+        _emit(as_json, result.to_dict(), human)
+        if not result.success:
+            raise typer.Exit(8)
+
+
+@plan_app.command("rollback")
+def plan_rollback(
+    plan_id: PlanId,
+    actor: Annotated[str, typer.Option("--actor", help="Who rolls back.")],
+    force: Annotated[
+        bool,
+        typer.Option(help="Roll back even over changes made since the apply (they are set aside, not lost)."),
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the exact bytes from before an applied plan."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        if force and not as_json:
+            conflicts = ws.rollback_conflicts(plan_id)
+            for conflict in conflicts:
+                err.print(f"[yellow]--force sets aside (kept in trash): {conflict}[/yellow]")
+        bar, update = _progress_bar(as_json, "rolling back")
+        if bar is not None:
+            with bar:
+                result = ws.rollback(plan_id, actor=actor, force=force, progress=update)
+        else:
+            result = ws.rollback(plan_id, actor=actor, force=force)
+        _emit(
+            as_json,
+            result.to_dict(),
+            lambda: out.print(f"[green]Rolled back plan {plan_id}.[/green]"),
+        )
+
+
+@app.command()
+def recover(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Undo any apply or rollback a crashed process left half-done."""
+    with _open(workspace, as_json) as ws:
+        done = ws.recovered
+        _emit(
+            as_json,
+            {"recovered": [r.to_dict() for r in done]},
+            lambda: out.print(
+                "Nothing to recover." if not done else f"Recovered {len(done)} transaction(s)."
+            ),
+        )
+
+
+@app.command()
+def gc(
+    workspace: WorkspaceOpt = None,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", help="Days (default: the policy's retention).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Purge kept-aside files older than the retention period (their plans can no longer roll back)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        purged = ws.gc(actor="airlock gc", older_than_days=older_than)
+        _emit(
+            as_json,
+            {"purged": purged},
+            lambda: out.print(f"Purged the kept-aside files of {len(purged)} transaction(s)."),
+        )
+
+
+@audit_app.command("verify")
+def audit_verify(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the audit chain: any edited, deleted or reordered event is reported (exit 9)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        report = ws.audit_verify()
+
+        def human() -> None:
+            if report.ok:
+                out.print(
+                    f"[green]Audit chain verifies: {report.events} event(s).[/green] Head: {report.head}"
+                )
+            else:
+                for problem in report.problems:
+                    err.print(f"[red]{problem}[/red]")
+
+        _emit(as_json, report.to_dict(), human)
+        if not report.ok:
+            raise IntegrityError(f"the audit chain is broken ({len(report.problems)} problem(s))")
+
+
+@audit_app.command("log")
+def audit_log(
+    workspace: WorkspaceOpt = None,
+    plan_id: Annotated[str | None, typer.Option("--plan", help="Only this plan's events.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print audit events, oldest first."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        events = ws.audit_events(plan_id)
+
+        def human() -> None:
+            for e in events:
+                out.print(f"{e['seq']:>5} {e['at']} {e['kind']:<12} {e['plan_id'] or '-'}  by {e['actor']}")
+
+        _emit(as_json, events, human)
+
+
+@audit_app.command("export")
+def audit_export(
+    workspace: WorkspaceOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every audit event as JSON Lines (one event per line, with its hashes)."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in ws.audit_events()]
+        text = "".join(line + "\n" for line in lines)
+        if output is None:
+            sys.stdout.write(text)
+            return
+        output.write_text(text, encoding="utf-8")
+        _emit(
+            as_json,
+            {"events": len(lines), "output": str(output)},
+            lambda: out.print(f"Wrote {len(lines)} event(s) to {output}."),
+        )
+
+
+@app.command()
+def demo(
+    workspace: Annotated[
+        Path, typer.Option("--workspace", "-w", help="Where to build the sample workspace.")
+    ] = Path("demo-workspace"),
+    reset: Annotated[bool, typer.Option(help="Delete and rebuild an existing demo workspace.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a sample law-firm workspace and walk through reviewing, applying and undoing a plan."""
+    from airlock.demo import run_demo
+
+    with _guard(as_json):
+        summary = run_demo(workspace, reset=reset, console=None if as_json else out)
+    if as_json:
+        _emit(True, summary, lambda: None)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

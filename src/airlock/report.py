@@ -1,0 +1,106 @@
+"""Validation reports a person reads at a glance (like ``terraform plan``), as text.
+
+Pure functions from a :class:`~airlock.workspace.PlanRecord` to lines; the command line colours
+them, the service and web page may reuse them.
+"""
+
+from __future__ import annotations
+
+from airlock.validate import Change, Validation
+
+SYMBOLS = {
+    "mkdir": "+",
+    "create": "+",
+    "copy": "+",
+    "move": "→",
+    "overwrite": "~",
+    "delete": "-",
+}
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def _scope_relative(path: str, scope: str) -> str:
+    prefix = scope + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def change_line(change: Change, scope: str) -> str:
+    path = _scope_relative(change.path, scope)
+    source = _scope_relative(change.source, scope) if change.source else ""
+    symbol = SYMBOLS[change.action]
+    replaced = " (replaces existing, kept aside)" if change.replaces else ""
+    if change.action == "mkdir":
+        return f"{symbol} mkdir     {path}/"
+    if change.action == "create":
+        return f"{symbol} create    {path} ({human_bytes(change.size)})"
+    if change.action == "overwrite":
+        return f"{symbol} overwrite {path} ({human_bytes(change.size)}; old file kept aside)"
+    if change.action == "copy":
+        return f"{symbol} copy      {source} → {path}{replaced}"
+    if change.action == "move":
+        return f"{symbol} move      {source} → {path}{replaced}"
+    what = "folder " if change.kind == "dir" else ""
+    return f"{symbol} delete    {what}{path} ({human_bytes(change.size)}; kept aside)"
+
+
+def summary_line(validation: Validation) -> str:
+    counts = validation.counts
+    created = counts.get("write", 0) + counts.get("mkdir", 0) + counts.get("copy", 0)
+    parts = [
+        f"{created} to create",
+        f"{counts.get('move', 0)} to move",
+        f"{counts.get('overwrite', 0)} to overwrite",
+        f"{counts.get('delete', 0)} to delete",
+    ]
+    return (
+        f"Plan: {', '.join(parts)}; {human_bytes(validation.bytes_written)} written, "
+        f"{human_bytes(validation.bytes_removed)} set aside."
+    )
+
+
+def report_lines(
+    plan_id: str, scope: str, description: str, author: str, digest: str, status: str,
+    validation: Validation | None,
+) -> list[str]:
+    lines = [
+        f"Plan {plan_id} — {status}",
+        f"  scope   {scope}",
+        f"  author  {author}",
+        f"  digest  {digest}",
+    ]
+    if description:
+        lines.append(f"  about   {description}")
+    lines.append("")
+    if validation is None:
+        lines.append("Not validated yet: run `airlock plan validate " + plan_id + "`.")
+        return lines
+    for change in validation.changes:
+        lines.append("  " + change_line(change, scope))
+    if validation.changes:
+        lines.append("")
+    for issue in validation.errors:
+        lines.append(f"error: {issue.message}")
+    for issue in validation.warnings:
+        where = f"operation {issue.op + 1}: " if issue.op is not None else ""
+        lines.append(f"warning: {where}{issue.message}")
+    if validation.errors or validation.warnings:
+        lines.append("")
+    if validation.valid:
+        lines.append(summary_line(validation))
+        if validation.needs_approval:
+            lines.append(
+                "Needs a person's approval: " + ", ".join(validation.needs_approval) + "."
+            )
+        else:
+            lines.append("No approval needed by policy: it may be applied at once.")
+    else:
+        lines.append(f"Invalid: {len(validation.errors)} error(s). Nothing will be applied.")
+    return lines

@@ -131,7 +131,9 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=1024, help="bytes per file")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to build (default: a temp dir)"
+    )
     args = parser.parse_args()
     parent = Path(tempfile.mkdtemp(prefix="airlock-bench-", dir=args.dir))
     n, size = args.ops, args.size
@@ -176,8 +178,12 @@ def main() -> None:
         row("apply 10k moves", plain_move, airlock_move)
         row("apply 10k writes", plain_write, airlock_write)
         print(f"{'validate 10k moves':<22} {validate_move:.2f} s ({n / validate_move:,.0f} ops/s)")
-        print(f"{'validate 10k writes':<22} {validate_write:.2f} s ({n / validate_write:,.0f} ops/s)")
-        print(f"{'recover after crash':<22} {recovery:.2f} s (kill -9 at step {n // 2 + 1} of {n + 2})")
+        print(
+            f"{'validate 10k writes':<22} {validate_write:.2f} s ({n / validate_write:,.0f} ops/s)"
+        )
+        print(
+            f"{'recover after crash':<22} {recovery:.2f} s (kill -9 at step {n // 2 + 1} of {n + 2})"
+        )
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -20,10 +21,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from airlock import journal
 from airlock.paths import STATE_DIR
@@ -31,6 +33,7 @@ from airlock.workspace import PlanRecord, Workspace
 
 Action = Literal["apply", "rollback", "recover"]
 MutationMode = Literal["before", "during", "after"]
+T = TypeVar("T")
 
 APPROVER = "jane"
 AGENT = "agent"
@@ -242,15 +245,15 @@ if cfg["uid"] is not None:
 
 mutation = cfg["kill_at_mutation"]
 if mutation is not None:
-    seen = [0]
+    seen = []
     mode = cfg["mutation_mode"]
 
     def wrap(name):
         original = getattr(local_mod.LocalStorage, name)
 
         def wrapper(self, *args):
-            n = seen[0]
-            seen[0] += 1
+            n = len(seen)
+            seen.append(name)
             if n == mutation:
                 if mode == "before" or (mode == "during" and name != "create"):
                     die(f"before mutation {n} ({name})")
@@ -303,6 +306,8 @@ try:
 except AirlockError as exc:
     say("error " + json.dumps({"type": type(exc).__name__, "message": str(exc)}))
     sys.exit(3)
+if mutation is not None:
+    say("mutations " + json.dumps({"names": seen}))
 say("result " + json.dumps(out))
 """
 
@@ -328,6 +333,13 @@ class ChildResult:
     @property
     def result(self) -> dict[str, Any] | None:
         return self._payload("result")
+
+    @property
+    def mutations(self) -> list[str]:
+        """The filesystem mutations a child run with ``kill_at_mutation`` made, in order."""
+        found = self._payload("mutations")
+        assert found is not None, self.describe()
+        return [str(name) for name in found["names"]]
 
     @property
     def error(self) -> dict[str, Any] | None:
@@ -406,6 +418,20 @@ class RunningChild:
     stderr_file: IO[bytes]
     lines: list[str] = field(default_factory=list)
 
+    def __enter__(self) -> RunningChild:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Never leave a child behind when a test fails half-way."""
+        if self.proc.poll() is None:
+            self.kill()
+            self.proc.wait(timeout=60)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+        if not self.stderr_file.closed:
+            self.stderr_file.close()
+
     def wait_for(self, marker: str) -> None:
         """Read stdout lines until ``marker`` (the child dies if it fails: EOF ends the wait)."""
         assert self.proc.stdout is not None
@@ -419,7 +445,12 @@ class RunningChild:
         self.proc.send_signal(signal.SIGKILL)
 
     def finish(self, timeout: float = 60.0) -> ChildResult:
-        out, _ = self.proc.communicate(timeout=timeout)
+        """Collect the child once it ends by itself or was killed (stdin stays open until then)."""
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=timeout)
+        self.proc.stdout.close()
+        self.proc.stdin.close()
         self.stderr_file.seek(0)
         err = self.stderr_file.read().decode(errors="replace")
         self.stderr_file.close()
@@ -438,3 +469,71 @@ def start_child(root: Path, plan_id: str | None, action: Action = "apply", **opt
         env=_child_env(),
     )
     return RunningChild(proc, err)
+
+
+# --- an independent model of what a plan does -------------------------------------------------
+
+
+def _content(op: Mapping[str, Any]) -> bytes:
+    if op.get("text") is not None:
+        return str(op["text"]).encode()
+    return base64.b64decode(str(op["base64"]))
+
+
+def expected_after(before: Snapshot, scope: str, operations: Iterable[Mapping[str, Any]]) -> Snapshot:
+    """What the tree should hold after ``operations`` succeed (a model, not Airlock's code)."""
+    files = dict(before.files)
+    folders = set(before.folders)
+    links = dict(before.symlinks)
+
+    def under(path: str) -> list[str]:
+        keys = [*files, *folders, *links]
+        return [k for k in keys if k == path or k.startswith(path + "/")]
+
+    def take(path: str) -> dict[str, tuple[str, bytes | str | None]]:
+        out: dict[str, tuple[str, bytes | str | None]] = {}
+        for key in under(path):
+            rest = key[len(path) :]
+            if key in files:
+                out[rest] = ("file", files.pop(key))
+            elif key in links:
+                out[rest] = ("link", links.pop(key))
+            else:
+                folders.discard(key)
+                out[rest] = ("dir", None)
+        return out
+
+    def put(path: str, entries: Mapping[str, tuple[str, bytes | str | None]]) -> None:
+        for rest, (kind, value) in entries.items():
+            if kind == "file":
+                assert isinstance(value, bytes)
+                files[path + rest] = value
+            elif kind == "link":
+                assert isinstance(value, str)
+                links[path + rest] = value
+            else:
+                folders.add(path + rest)
+
+    for op in operations:
+        kind = op["op"]
+        if kind == "mkdir":
+            folders.add(f"{scope}/{op['path']}")
+        elif kind == "write":
+            files[f"{scope}/{op['path']}"] = _content(op)
+        elif kind == "delete":
+            take(f"{scope}/{op['path']}")
+        else:
+            source, destination = f"{scope}/{op['source']}", f"{scope}/{op['destination']}"
+            entries = take(source)
+            if kind == "copy":
+                put(source, entries)
+            take(destination)
+            put(destination, entries)
+    return Snapshot(files, frozenset(folders), links)
+
+
+def run_parallel(call: Callable[[T], None], items: Iterable[T], workers: int | None = None) -> None:
+    """Run independent scenarios (each on its own workspace) on every core; re-raise failures."""
+    with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(call, item) for item in items]:
+            future.result()

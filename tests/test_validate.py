@@ -227,8 +227,9 @@ def test_limit_operations() -> None:
     policy = Policy(limits=Limits(max_operations=2))
     storage = make_storage()
     assert run(storage, mkdir("a"), mkdir("b"), policy=policy).valid
-    message = only_error(run(storage, mkdir("a"), mkdir("b"), mkdir("c"), policy=policy),
-                         "limit-operations")
+    message = only_error(
+        run(storage, mkdir("a"), mkdir("b"), mkdir("c"), policy=policy), "limit-operations"
+    )
     assert "3 operations" in message and "allows 2" in message
 
 
@@ -236,8 +237,9 @@ def test_limit_bytes() -> None:
     policy = Policy(limits=Limits(max_bytes_written=10))
     storage = make_storage(files={"six": b"123456"})
     assert run(storage, write("a", "1234567890"), policy=policy).valid
-    assert "11 bytes" in only_error(run(storage, write("a", "12345678901"), policy=policy),
-                                    "limit-bytes")
+    assert "11 bytes" in only_error(
+        run(storage, write("a", "12345678901"), policy=policy), "limit-bytes"
+    )
     # Copies count: 6 + 6 > 10.
     only_error(run(storage, copy("six", "c1"), copy("six", "c2"), policy=policy), "limit-bytes")
 
@@ -311,8 +313,9 @@ def test_name_too_long_for_the_store() -> None:
     storage = ShortNames()
     storage.mkdir(("projects",))
     storage.mkdir(S)
-    assert "this filesystem allows 8" in only_error(run(storage, write("123456789")),
-                                                    "name-too-long")
+    assert "this filesystem allows 8" in only_error(
+        run(storage, write("123456789")), "name-too-long"
+    )
     assert run(storage, write("12345678")).valid
 
 

@@ -36,8 +36,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-plan_app = typer.Typer(help="Submit, review, approve, apply and roll back plans.", no_args_is_help=True)
-audit_app = typer.Typer(help="Read, verify and export the hash-chained audit log.", no_args_is_help=True)
+plan_app = typer.Typer(
+    help="Submit, review, approve, apply and roll back plans.", no_args_is_help=True
+)
+audit_app = typer.Typer(
+    help="Read, verify and export the hash-chained audit log.", no_args_is_help=True
+)
 app.add_typer(plan_app, name="plan")
 app.add_typer(audit_app, name="audit")
 
@@ -55,7 +59,9 @@ WorkspaceOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ActorOpt = Annotated[str, typer.Option("--actor", help="Who is acting (recorded in the audit log).")]
+ActorOpt = Annotated[
+    str, typer.Option("--actor", help="Who is acting (recorded in the audit log).")
+]
 PlanId = Annotated[str, typer.Argument(help="The plan's id (see `airlock plan list`).")]
 
 
@@ -107,9 +113,7 @@ def _open(workspace: Path | None, as_json: bool) -> Iterator[Workspace]:
 def raise_missing_workspace() -> NoReturn:
     from airlock.errors import InputError
 
-    raise InputError(
-        "no workspace given", hint="pass --workspace DIR or set AIRLOCK_WORKSPACE"
-    )
+    raise InputError("no workspace given", hint="pass --workspace DIR or set AIRLOCK_WORKSPACE")
 
 
 def _print_report(record: PlanRecord) -> None:
@@ -137,7 +141,9 @@ def _print_report(record: PlanRecord) -> None:
         out.print(Text(line, style=style), soft_wrap=True)
 
 
-def _progress_bar(as_json: bool, label: str) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+def _progress_bar(
+    as_json: bool, label: str
+) -> tuple[Progress | None, Callable[[int, int], None] | None]:
     if as_json or not err.is_terminal:
         return None, None
     bar = Progress(
@@ -169,7 +175,11 @@ def init(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         ws.close()
     _emit(
         as_json,
-        {"workspace": str(ws.root), "state": str(ws.state_dir), "policy": str(ws.state_dir / "policy.toml")},
+        {
+            "workspace": str(ws.root),
+            "state": str(ws.state_dir),
+            "policy": str(ws.state_dir / "policy.toml"),
+        },
         lambda: out.print(
             f"Workspace ready at [bold]{ws.root}[/bold]; policy in {ws.state_dir / 'policy.toml'}"
         ),
@@ -187,8 +197,12 @@ def plan_submit(
     file: Annotated[Path, typer.Argument(help="A plan as JSON ('-' reads standard input).")],
     workspace: WorkspaceOpt = None,
     plan_id: Annotated[str | None, typer.Option("--id", help="Choose the plan's id.")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who submits (default: the plan's author).")] = None,
-    validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Validate right away.")] = True,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who submits (default: the plan's author).")
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Validate right away.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a plan (and validate it, unless --no-validate)."""
@@ -225,7 +239,7 @@ def plan_list(
 ) -> None:
     """List plans, newest first."""
     with _open(workspace, as_json) as ws, _guard(as_json):
-        records = ws.list(status=status, scope=scope)
+        records = ws.list_plans(status=status, scope=scope)
 
         def human() -> None:
             if not records:
@@ -241,7 +255,10 @@ def plan_list(
 
 @plan_app.command("validate")
 def plan_validate(
-    plan_id: PlanId, workspace: WorkspaceOpt = None, actor: ActorOpt = "airlock", as_json: JsonOpt = False
+    plan_id: PlanId,
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = "airlock",
+    as_json: JsonOpt = False,
 ) -> None:
     """Dry-run a plan against the workspace now and print its report (exit 5 if invalid)."""
     with _open(workspace, as_json) as ws, _guard(as_json):
@@ -251,14 +268,23 @@ def plan_validate(
             raise typer.Exit(5)
 
 
-def _decide(kind: str, plan_id: str, workspace: Path | None, actor: str, comment: str, as_json: bool) -> None:
+def _decide(
+    kind: str, plan_id: str, workspace: Path | None, actor: str, comment: str, as_json: bool
+) -> None:
     with _open(workspace, as_json) as ws, _guard(as_json):
         method = ws.approve if kind == "approve" else ws.reject
         record = method(plan_id, actor=actor, comment=comment)
         _emit(
             as_json,
-            {"plan_id": record.id, "status": record.status, "digest": record.digest, "actor": actor},
-            lambda: out.print(f"Plan {record.id} {record.status} by {actor} (digest {record.digest})."),
+            {
+                "plan_id": record.id,
+                "status": record.status,
+                "digest": record.digest,
+                "actor": actor,
+            },
+            lambda: out.print(
+                f"Plan {record.id} {record.status} by {actor} (digest {record.digest})."
+            ),
         )
 
 
@@ -288,7 +314,10 @@ def plan_reject(
 
 @plan_app.command("apply")
 def plan_apply(
-    plan_id: PlanId, workspace: WorkspaceOpt = None, actor: ActorOpt = "airlock", as_json: JsonOpt = False
+    plan_id: PlanId,
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = "airlock",
+    as_json: JsonOpt = False,
 ) -> None:
     """Apply a plan all-or-nothing (with a progress bar on a terminal)."""
     with _open(workspace, as_json) as ws, _guard(as_json):
@@ -306,7 +335,9 @@ def plan_apply(
                     f"Undo with `airlock plan rollback {plan_id} --actor NAME`."
                 )
             else:
-                err.print(f"[red]Plan {plan_id} failed; the workspace is unchanged.[/red]\n{result.error}")
+                err.print(
+                    f"[red]Plan {plan_id} failed; the workspace is unchanged.[/red]\n{result.error}"
+                )
 
         _emit(as_json, result.to_dict(), human)
         if not result.success:
@@ -319,7 +350,9 @@ def plan_rollback(
     actor: Annotated[str, typer.Option("--actor", help="Who rolls back.")],
     force: Annotated[
         bool,
-        typer.Option(help="Roll back even over changes made since the apply (they are set aside, not lost)."),
+        typer.Option(
+            help="Roll back even over changes made since the apply (they are set aside, not lost)."
+        ),
     ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -407,7 +440,9 @@ def audit_log(
 
         def human() -> None:
             for e in events:
-                out.print(f"{e['seq']:>5} {e['at']} {e['kind']:<12} {e['plan_id'] or '-'}  by {e['actor']}")
+                out.print(
+                    f"{e['seq']:>5} {e['at']} {e['kind']:<12} {e['plan_id'] or '-'}  by {e['actor']}"
+                )
 
         _emit(as_json, events, human)
 
@@ -415,7 +450,9 @@ def audit_log(
 @audit_app.command("export")
 def audit_export(
     workspace: WorkspaceOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write every audit event as JSON Lines (one event per line, with its hashes)."""
@@ -438,7 +475,9 @@ def demo(
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="Where to build the sample workspace.")
     ] = Path("demo-workspace"),
-    reset: Annotated[bool, typer.Option(help="Delete and rebuild an existing demo workspace.")] = False,
+    reset: Annotated[
+        bool, typer.Option(help="Delete and rebuild an existing demo workspace.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a sample law-firm workspace and walk through reviewing, applying and undoing a plan."""

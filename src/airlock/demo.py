@@ -61,12 +61,19 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
     ws = Workspace.init(workspace)
     try:
         say(Rule("2. The agent submits a plan; Airlock validates it (a dry run)"))
-        record = ws.submit(sample_reorganisation(), plan_id="demo-reorganise", actor="paralegal-agent")
+        record = ws.submit(
+            sample_reorganisation(), plan_id="demo-reorganise", actor="paralegal-agent"
+        )
         record = ws.validate(record.id, actor="paralegal-agent")
         assert record.validation is not None
         for line in report_lines(
-            record.id, record.plan.scope, record.plan.description, record.plan.author,
-            record.digest, record.status, record.validation,
+            record.id,
+            record.plan.scope,
+            record.plan.description,
+            record.plan.author,
+            record.digest,
+            record.status,
+            record.validation,
         ):
             say(line, highlight=False, markup=False, soft_wrap=True)
 
@@ -76,13 +83,17 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
 
         say(Rule("4. Airlock applies it all-or-nothing, journaled"))
         result = ws.apply(record.id, actor="paralegal-agent")
-        say(f"Applied: {result.operations_completed} operations, transaction {result.transaction_id}")
+        say(
+            f"Applied: {result.operations_completed} operations, transaction {result.transaction_id}"
+        )
         if console is not None:
             say(_tree(case, f"projects/{DEMO_CASE}/ (after)"))
 
         say(Rule("5. The paralegal changes her mind: rollback restores the exact bytes"))
         rollback = ws.rollback(record.id, actor="dana.whitfield")
-        say(f"Rolled back ({rollback.operations_completed} changes undone); deleted files restored.")
+        say(
+            f"Rolled back ({rollback.operations_completed} changes undone); deleted files restored."
+        )
 
         say(Rule("6. The audit log"))
         events = ws.audit_events(record.id)

@@ -30,7 +30,9 @@ def parse(text: str, what: str = "path") -> RelPath:
     backslashes, NUL and other control characters, names over 255 bytes, paths over 4096 bytes.
     """
     if not isinstance(text, str) or text == "":
-        raise UnsafePathError(f"{what} is empty", hint="give a path relative to the scope, like 'a/b'")
+        raise UnsafePathError(
+            f"{what} is empty", hint="give a path relative to the scope, like 'a/b'"
+        )
     if text.startswith("/"):
         raise UnsafePathError(
             f"{what} '{_show(text)}' is absolute",
@@ -73,7 +75,8 @@ def check_name(part: str, what: str = "path", whole: str | None = None) -> None:
         size = len(part.encode("utf-8"))
     except UnicodeEncodeError:
         raise UnsafePathError(
-            f"{what} '{_show(whole if whole is not None else part)}' is not valid Unicode", hint="use UTF-8 names"
+            f"{what} '{_show(whole if whole is not None else part)}' is not valid Unicode",
+            hint="use UTF-8 names",
         ) from None
     if size > NAME_MAX_BYTES:
         raise UnsafePathError(

@@ -67,7 +67,12 @@ def summary_line(validation: Validation) -> str:
 
 
 def report_lines(
-    plan_id: str, scope: str, description: str, author: str, digest: str, status: str,
+    plan_id: str,
+    scope: str,
+    description: str,
+    author: str,
+    digest: str,
+    status: str,
     validation: Validation | None,
 ) -> list[str]:
     lines = [
@@ -96,9 +101,7 @@ def report_lines(
     if validation.valid:
         lines.append(summary_line(validation))
         if validation.needs_approval:
-            lines.append(
-                "Needs a person's approval: " + ", ".join(validation.needs_approval) + "."
-            )
+            lines.append("Needs a person's approval: " + ", ".join(validation.needs_approval) + ".")
         else:
             lines.append("No approval needed by policy: it may be applied at once.")
     else:

@@ -382,7 +382,7 @@ class _Simulation:
             if not overwrite:
                 raise _Refused(
                     "exists",
-                    f"{render(path)!r} already exists; set \"overwrite\": true to replace it "
+                    f'{render(path)!r} already exists; set "overwrite": true to replace it '
                     "(the old file is kept aside and restored by rollback)",
                 )
             node = self.view.node(path)

@@ -15,19 +15,20 @@ import datetime as dt
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airlock import audit, journal
 from airlock.db import (
+    SCHEMA_HEAD,
     DecisionRow,
     PlanRow,
     TransactionRow,
@@ -48,7 +49,7 @@ from airlock.errors import (
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
 from airlock.locks import scope_lock
 from airlock.paths import STATE_DIR, RelPath
-from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan
+from airlock.plan import Plan, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.rollback import Conflict, find_conflicts
 from airlock.storage import Storage
@@ -85,7 +86,9 @@ class PlanRecord:
             "status": self.status,
             "reason": self.reason,
             "created_at": self.created_at.isoformat(),
-            "operations": [op.model_dump(mode="json", exclude_none=True) for op in self.plan.operations],
+            "operations": [
+                op.model_dump(mode="json", exclude_none=True) for op in self.plan.operations
+            ],
             "validation": self.validation.model_dump(mode="json") if self.validation else None,
             "decisions": self.decisions,
         }
@@ -161,8 +164,10 @@ class Workspace:
             )
         self.policy: Policy = load_policy(self.state_dir / "policy.toml")
         self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
-        url = database_url or os.environ.get("AIRLOCK_DATABASE_URL") or sqlite_url(
-            self.state_dir / "airlock.db"
+        url = (
+            database_url
+            or os.environ.get("AIRLOCK_DATABASE_URL")
+            or sqlite_url(self.state_dir / "airlock.db")
         )
         self.engine: Engine = make_engine(url)
         _migrate(self.engine, url)
@@ -180,7 +185,7 @@ class Workspace:
         state = root / STATE_DIR
         for sub in ("trash", "journal", "locks"):
             (state / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(state, 0o700)
+        state.chmod(0o700)
         policy_file = state / "policy.toml"
         if not policy_file.exists():
             policy_file.write_text(DEFAULT_POLICY_TOML, encoding="utf-8")
@@ -205,7 +210,9 @@ class Workspace:
 
     # --- plans ----------------------------------------------------------------------------------
 
-    def submit(self, data: object, *, plan_id: str | None = None, actor: str | None = None) -> PlanRecord:
+    def submit(
+        self, data: object, *, plan_id: str | None = None, actor: str | None = None
+    ) -> PlanRecord:
         """Record a new plan. Submitting the same id with the same content again is a no-op."""
         plan = parse_plan(data)
         plan_id = check_plan_id(plan_id) if plan_id else new_plan_id()
@@ -243,7 +250,9 @@ class Workspace:
         with self._session() as session:
             return self._record(session, self._row(session, plan_id))
 
-    def list(self, *, status: str | None = None, scope: str | None = None) -> list[PlanRecord]:
+    def list_plans(
+        self, *, status: str | None = None, scope: str | None = None
+    ) -> list[PlanRecord]:
         with self._session() as session:
             query = select(PlanRow).order_by(PlanRow.created_at.desc())
             if status:
@@ -295,7 +304,9 @@ class Workspace:
 
     def _decide(self, plan_id: str, decision: str, actor: str, comment: str) -> PlanRecord:
         if not actor.strip():
-            raise InputError("an approval or rejection needs the name of who decides", hint="pass --actor NAME")
+            raise InputError(
+                "an approval or rejection needs the name of who decides", hint="pass --actor NAME"
+            )
         with self._session() as session:
             row = self._row(session, plan_id)
             self._require(row, DECIDABLE, decision.removesuffix("d"))
@@ -428,9 +439,7 @@ class Workspace:
             transaction_id=txn_id,
         )
 
-    def _check_applyable(
-        self, session: Session, row: PlanRow
-    ) -> tuple[Validation, dict[str, Any]]:
+    def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, dict[str, Any]]:
         self._require(row, APPLYABLE, "apply")
         validation = self._latest_validation(session, row.id)
         if validation is None or validation.digest != row.digest:
@@ -599,7 +608,9 @@ class Workspace:
         kept = [s for s in steps[1:] if not (s.kind == "rename" and s.path in gone)]
         return [steps[0], *extra, *kept]
 
-    def _applied(self, session: Session, plan_id: str) -> tuple[PlanRow, TransactionRow, list[Change]]:
+    def _applied(
+        self, session: Session, plan_id: str
+    ) -> tuple[PlanRow, TransactionRow, list[Change]]:
         row = self._row(session, plan_id)
         self._require(row, {"applied"}, "roll back")
         txn = session.scalars(
@@ -634,7 +645,7 @@ class Workspace:
             try:
                 with scope_lock(self.state_dir / "locks", scope, timeout=0):
                     done.append(self._recover_one(txn.id, actor))
-            except Exception as exc:  # noqa: BLE001 - a busy scope is a live apply: skip it
+            except Exception as exc:  # a busy scope is a live apply: skip it
                 from airlock.errors import BusyError
 
                 if not isinstance(exc, BusyError):
@@ -668,10 +679,15 @@ class Workspace:
             txn.error = "interrupted; recovered to the state before it"
             row = self._row(session, plan_id)
             if kind == "apply":
-                self._set_status(row, "failed", reason="apply was interrupted; workspace restored "
-                                 "to the state before the plan")
+                self._set_status(
+                    row,
+                    "failed",
+                    reason="apply was interrupted; workspace restored to the state before the plan",
+                )
             else:
-                self._set_status(row, "applied", reason="rollback was interrupted; plan is still applied")
+                self._set_status(
+                    row, "applied", reason="rollback was interrupted; plan is still applied"
+                )
             audit.append(
                 session,
                 "recovered",
@@ -687,8 +703,13 @@ class Workspace:
         cursor.remove()
         return Recovered(txn_id, plan_id, kind, started)
 
-    def gc(self, *, actor: str = "airlock", older_than_days: float | None = None,
-           now: dt.datetime | None = None) -> list[str]:
+    def gc(
+        self,
+        *,
+        actor: str = "airlock",
+        older_than_days: float | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[str]:
         """Purge kept-aside files of transactions finished more than the retention period ago."""
         days = self.policy.retention_days if older_than_days is None else older_than_days
         cutoff = (now or utcnow()) - dt.timedelta(days=days)
@@ -716,7 +737,10 @@ class Workspace:
                 assert row is not None
                 row.purged_at = utcnow()
                 audit.append(
-                    session, "purged", actor, txn.plan_id,
+                    session,
+                    "purged",
+                    actor,
+                    txn.plan_id,
                     {"transaction": txn.id, "older_than_days": days},
                 )
             purged.append(txn.id)
@@ -743,9 +767,7 @@ class Workspace:
     def _row(session: Session, plan_id: str) -> PlanRow:
         row = session.get(PlanRow, plan_id)
         if row is None:
-            raise NotFoundError(
-                f"no plan {plan_id!r}", hint="list plans with `airlock plan list`"
-            )
+            raise NotFoundError(f"no plan {plan_id!r}", hint="list plans with `airlock plan list`")
         return row
 
     @staticmethod
@@ -796,7 +818,9 @@ class Workspace:
                     "at": d.created_at.isoformat(),
                 }
                 for d in session.scalars(
-                    select(DecisionRow).where(DecisionRow.plan_id == row.id).order_by(DecisionRow.id)
+                    select(DecisionRow)
+                    .where(DecisionRow.plan_id == row.id)
+                    .order_by(DecisionRow.id)
                 )
             ]
         return record
@@ -812,7 +836,22 @@ def _audit_change(change: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
 
 
+_MIGRATE_LOCK = threading.Lock()
+"""Alembic's ``context`` and ``op`` are process-wide proxies: one migration at a time per process."""
+
+
 def _migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to the latest migration (Alembic is imported only when one is due)."""
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no version table yet: a new database
+        current = None
+    if current == SCHEMA_HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

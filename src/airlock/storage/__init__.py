@@ -21,9 +21,7 @@ def open_storage(name: str, root: Path) -> Storage:
         factory = _BACKENDS[name]
     except KeyError:
         known = ", ".join(sorted(_BACKENDS))
-        raise InputError(
-            f"unknown storage backend {name!r}", hint=f"use one of: {known}"
-        ) from None
+        raise InputError(f"unknown storage backend {name!r}", hint=f"use one of: {known}") from None
     return factory(root)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -117,7 +118,14 @@ class Storage(ABC):
         return digest.hexdigest()
 
     def copy_file(self, source: RelPath, destination: RelPath) -> None:
-        self.create(destination, self.read(source))
+        # Open (and check) the source before creating the destination, so that a refused or
+        # missing source leaves no empty destination behind.
+        chunks = self.read(source)
+        try:
+            first = next(chunks, b"")
+            self.create(destination, itertools.chain((first,), chunks))
+        finally:
+            getattr(chunks, "close", lambda: None)()  # a generator: release its descriptor now
 
     def walk(self, path: RelPath) -> Iterator[tuple[RelPath, Entry]]:
         """Every entry below folder ``path`` (not ``path`` itself), parents before children."""

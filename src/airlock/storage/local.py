@@ -263,6 +263,11 @@ class LocalStorage(Storage):
                 dir_fd=parent,
             )
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the entry itself is a symlink: refuse it like a FIFO
+                raise UnsafePathError(
+                    f"{render(path)!r} is a symbolic link, not a regular file",
+                    hint="symlinks in the workspace are never followed; move or delete the link",
+                ) from None
             raise self._translate(exc, "read", path) from exc
         finally:
             self._release(parent)

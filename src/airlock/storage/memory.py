@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from airlock.errors import UnsafePathError
+from airlock.errors import UnsafePathError, storage_error
 from airlock.paths import RelPath, render
 from airlock.storage.base import Entry, Kind, Storage
 
@@ -78,10 +78,7 @@ class MemoryStorage(Storage):
             return None
 
     def listdir(self, path: RelPath) -> list[str]:
-        node = self._get(path)
-        if node.kind is not Kind.DIR:
-            raise NotADirectoryError(errno.ENOTDIR, "not a folder", render(path))
-        return list(node.children)
+        return list(self._dir(path).children)  # a symlink is refused, as a parent would be
 
     def read(self, path: RelPath) -> Iterator[bytes]:
         node = self._get(path)
@@ -92,9 +89,16 @@ class MemoryStorage(Storage):
             )
         yield node.data
 
-    def _new(self, path: RelPath, node: _Node) -> None:
+    @staticmethod
+    def _not_root(path: RelPath) -> None:
         if not path:
             raise UnsafePathError("the workspace root itself cannot be changed")
+
+    def _new(self, path: RelPath, node: _Node) -> None:
+        self._not_root(path)
+        if len(path[-1].encode("utf-8", "surrogateescape")) > self.name_max():
+            too_long = OSError(errno.ENAMETOOLONG, "name too long")
+            raise storage_error(too_long, "create", render(path))
         parent = self._dir(path[:-1])
         if path[-1] in parent.children:
             raise FileExistsError(errno.EEXIST, "already exists", render(path))
@@ -110,6 +114,7 @@ class MemoryStorage(Storage):
         self._new(path, _Node(Kind.DIR))
 
     def rmdir(self, path: RelPath) -> None:
+        self._not_root(path)
         node = self._get(path)
         if node.kind is not Kind.DIR:
             raise NotADirectoryError(errno.ENOTDIR, "not a folder", render(path))
@@ -120,6 +125,7 @@ class MemoryStorage(Storage):
         parent.touch()
 
     def unlink(self, path: RelPath) -> None:
+        self._not_root(path)
         node = self._get(path)
         if node.kind is Kind.DIR:
             raise IsADirectoryError(errno.EISDIR, "is a folder", render(path))
@@ -128,9 +134,11 @@ class MemoryStorage(Storage):
         parent.touch()
 
     def rename(self, source: RelPath, destination: RelPath) -> None:
+        self._not_root(source)
         node = self._get(source)
-        if destination[: len(source)] == source:
-            raise OSError(errno.EINVAL, "cannot move a folder into itself", render(destination))
+        if len(destination) > len(source) and destination[: len(source)] == source:
+            into_itself = OSError(errno.EINVAL, "cannot move a folder into itself")
+            raise storage_error(into_itself, f"move {render(source)!r} to", render(destination))
         self._new(destination, node)
         src_parent = self._dir(source[:-1])
         del src_parent.children[source[-1]]

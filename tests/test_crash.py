@@ -1,0 +1,432 @@
+"""Crash tests: kill -9 a real process at every instant of an apply, a rollback and a recovery.
+
+The invariant (docs in ``airlock.journal``): a plan applies all-or-nothing, and after a kill -9
+at any instant, opening the workspace (which recovers) returns it exactly to the state before
+the interrupted transaction (Airlock rolls back, never forward), with nothing lost and nothing
+left over in ``.airlock``. Every scenario runs in a child process (``sys.executable -c``) that
+kills itself with SIGKILL at a chosen point, or is killed by this process at a random moment.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import shutil
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crashkit import (
+    AGENT,
+    APPROVER,
+    MutationMode,
+    Snapshot,
+    apply_step_count,
+    assert_clean_state,
+    assert_same,
+    events_of,
+    expected_after,
+    make_tree,
+    prepare,
+    rollback_step_count,
+    run_child,
+    run_parallel,
+    start_child,
+    take_snapshot,
+)
+
+from airlock.journal import Cursor
+from airlock.workspace import Workspace
+
+# --- a small plan with every kind of operation ------------------------------------------------
+
+SCOPE = "projects/Case-A"
+S = SCOPE + "/"
+PLAN_ID = "small"
+
+PRE_FILES: dict[str, bytes | str] = {
+    S + "notes.txt": "notes v1\n",
+    S + "template.txt": b"\x00\x01template\xff",
+    S + "Exhibits/ex1.pdf": b"%PDF-1.4 exhibit one",
+    S + "Exhibits/scans/ex2.png": b"\x89PNG exhibit two",
+    S + "inbox/letter.txt": "Dear counsel,\n",
+    S + "Photos/a.jpg": b"\xff\xd8 photo a",
+    S + "Photos/b.jpg": b"\xff\xd8 photo b",
+    S + "draft.tmp": "draft",
+    S + "old/x.txt": "x",
+    S + "old/deeper/y.txt": "y",
+    S + "summary.txt": "summary v1",
+    S + "summary-v2.txt": "summary v2",
+    "projects/Case-B/other.txt": "another case",
+    "Reports/Case-A/report.txt": "report",
+}
+PRE_FOLDERS = [S + "empty", S + "Exhibits/empty-sub"]
+PRE_LINKS = {
+    S + "shortcut": "notes.txt",
+    S + "old/link": "../notes.txt",
+    S + "Photos/latest": "b.jpg",
+}
+OPERATIONS: list[dict[str, Any]] = [
+    {"op": "mkdir", "path": "Evidence"},
+    {"op": "mkdir", "path": "Correspondence"},
+    {"op": "write", "path": "Evidence/index.txt", "text": "Evidence index\n"},
+    {"op": "write", "path": "notes.txt", "text": "notes v2\n", "overwrite": True},
+    {"op": "copy", "source": "template.txt", "destination": "Evidence/template-copy.txt"},
+    {"op": "copy", "source": "Exhibits", "destination": "Evidence/Exhibits"},
+    {"op": "move", "source": "inbox/letter.txt", "destination": "Correspondence/letter.txt"},
+    {"op": "move", "source": "Photos", "destination": "Evidence/Photos"},
+    {"op": "delete", "path": "draft.tmp"},
+    {"op": "delete", "path": "old"},
+    {"op": "move", "source": "summary-v2.txt", "destination": "summary.txt", "overwrite": True},
+    {"op": "write", "path": "Evidence/data.bin", "base64": base64.b64encode(bytes(range(256))).decode()},
+]
+PLAN = {"scope": SCOPE, "description": "every operation kind", "author": AGENT, "operations": OPERATIONS}
+
+
+def build_small(root: Path) -> tuple[Snapshot, int]:
+    """A workspace with the small plan validated and approved: (its snapshot, apply steps)."""
+    with Workspace.init(root) as ws:
+        make_tree(root, PRE_FILES, PRE_FOLDERS, PRE_LINKS)
+        rec = prepare(ws, PLAN_ID, PLAN)
+        steps = apply_step_count(rec)
+    return take_snapshot(root), steps
+
+
+def build_applied(root: Path) -> tuple[Snapshot, Snapshot, int]:
+    """The small plan applied: (snapshot before, snapshot after, rollback steps)."""
+    pre, _steps = build_small(root)
+    with Workspace(root) as ws:
+        result = ws.apply(PLAN_ID, actor=APPROVER)
+        assert result.success, result.error
+        rec = ws.get(PLAN_ID)
+    return pre, take_snapshot(root), rollback_step_count(rec)
+
+
+def check_recovered_apply(root: Path, pre: Snapshot, where: str, steps_started: int | None) -> None:
+    """Reopen after a crashed apply: before-state, plan failed, audited; then it applies."""
+    with Workspace(root) as ws:
+        got = [(r.plan_id, r.kind) for r in ws.recovered]
+        assert got == [(PLAN_ID, "apply")], f"{where}: recovered {got}"
+        if steps_started is not None:
+            assert ws.recovered[0].steps_undone == steps_started, where
+        assert_same(take_snapshot(root), pre, where)
+        assert ws.get(PLAN_ID).status == "failed", where
+        recovered = events_of(ws, PLAN_ID, "recovered")
+        assert [e["payload"]["kind"] for e in recovered] == ["apply"], where
+        assert_clean_state(ws)
+
+        prepare(ws, PLAN_ID)
+        result = ws.apply(PLAN_ID, actor=APPROVER)
+        assert result.success, f"{where}: apply after recovery failed: {result.error}"
+        assert_same(take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), where + ", re-applied")
+        assert ws.get(PLAN_ID).status == "applied"
+        assert_clean_state(ws)
+
+
+# --- the plan itself ----------------------------------------------------------------------
+
+
+def test_small_plan_uses_every_operation_and_matches_the_model(tmp_path: Path) -> None:
+    pre, steps = build_small(tmp_path / "ws")
+    with Workspace(tmp_path / "ws") as ws:
+        validation = ws.get(PLAN_ID).validation
+        assert validation is not None
+        kinds = {(c.action, c.kind, c.replaces) for c in validation.changes}
+        for wanted in [
+            ("mkdir", "dir", False),
+            ("create", "file", False),
+            ("overwrite", "file", True),
+            ("copy", "file", False),
+            ("copy", "dir", False),
+            ("move", "file", False),
+            ("move", "dir", False),
+            ("move", "file", True),
+            ("delete", "file", False),
+            ("delete", "dir", False),
+        ]:
+            assert wanted in kinds, f"the plan has no {wanted} change: {sorted(kinds)}"
+        assert steps == len(validation.changes) + 1 + sum(c.replaces for c in validation.changes)
+        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert_same(take_snapshot(ws.root), expected_after(pre, SCOPE, OPERATIONS), "applied")
+        assert_clean_state(ws)
+        assert ws.rollback(PLAN_ID, actor=APPROVER).success
+        assert_same(take_snapshot(ws.root), pre, "rolled back")
+        assert_clean_state(ws)
+
+
+# --- apply --------------------------------------------------------------------------------
+
+
+def test_apply_killed_before_every_step_recovers_to_before(tmp_path: Path) -> None:
+    _pre, steps = build_small(tmp_path / "probe")
+    assert steps >= 15
+
+    def scenario(n: int) -> None:
+        root = tmp_path / f"kill-{n}"
+        pre, _ = build_small(root)
+        if n < steps:
+            child = run_child(root, PLAN_ID, kill_before=n)
+            where = f"apply killed before step {n} of {steps}"
+        else:
+            child = run_child(root, PLAN_ID, kill_in_sync=True)
+            where = f"apply killed after its last step (in the final sync), {steps} steps"
+        assert child.killed, child.describe()
+        check_recovered_apply(root, pre, where, steps_started=min(n + 1, steps))
+
+    run_parallel(scenario, range(steps + 1))
+
+
+def test_apply_killed_after_commit_stays_applied(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    pre, _steps = build_small(root)
+    child = run_child(root, PLAN_ID, kill_after_commit=True)
+    assert child.killed, child.describe()
+    with Workspace(root) as ws:
+        assert ws.recovered == []
+        assert ws.get(PLAN_ID).status == "applied"
+        assert [e["kind"] for e in ws.audit_events(PLAN_ID)][-1] == "applied"
+        assert_same(take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), "committed apply")
+        assert_clean_state(ws)
+        assert ws.rollback(PLAN_ID, actor=APPROVER).success
+        assert_same(take_snapshot(root), pre, "rolled back")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["before", "during", "after"])
+def test_apply_killed_at_every_filesystem_mutation(tmp_path: Path, mode: MutationMode) -> None:
+    """Finer than steps: inside a folder copy, between a step and the cursor, mid-file."""
+    probe = tmp_path / "probe"
+    build_small(probe)
+    counted = run_child(probe, PLAN_ID, kill_at_mutation=10**9)
+    assert counted.returncode == 0, counted.describe()
+    names = counted.mutations
+    indices = [m for m, name in enumerate(names) if mode != "during" or name == "create"]
+    assert indices
+
+    def scenario(m: int) -> None:
+        root = tmp_path / f"m{m}"
+        pre, _ = build_small(root)
+        child = run_child(root, PLAN_ID, kill_at_mutation=m, mutation_mode=mode)
+        assert child.killed, child.describe()
+        check_recovered_apply(root, pre, f"apply killed {mode} mutation {m} ({names[m]})", None)
+
+    run_parallel(scenario, indices)
+
+
+# --- rollback -----------------------------------------------------------------------------
+
+
+def check_recovered_rollback(root: Path, pre: Snapshot, post: Snapshot, where: str) -> None:
+    with Workspace(root) as ws:
+        got = [(r.plan_id, r.kind) for r in ws.recovered]
+        assert got == [(PLAN_ID, "rollback")], f"{where}: recovered {got}"
+        assert_same(take_snapshot(root), post, where)
+        assert ws.get(PLAN_ID).status == "applied", where
+        recovered = events_of(ws, PLAN_ID, "recovered")
+        assert [e["payload"]["kind"] for e in recovered] == ["rollback"], where
+        assert_clean_state(ws)
+
+        assert ws.rollback_conflicts(PLAN_ID) == []
+        result = ws.rollback(PLAN_ID, actor=APPROVER)
+        assert result.success, where
+        assert_same(take_snapshot(root), pre, where + ", rolled back again")
+        assert ws.get(PLAN_ID).status == "rolled_back"
+        assert_clean_state(ws)
+
+
+def test_rollback_killed_before_every_step_recovers_to_applied(tmp_path: Path) -> None:
+    _pre, _post, steps = build_applied(tmp_path / "probe")
+
+    def scenario(n: int) -> None:
+        root = tmp_path / f"kill-{n}"
+        pre, post, _ = build_applied(root)
+        if n < steps:
+            child = run_child(root, PLAN_ID, "rollback", kill_before=n)
+            where = f"rollback killed before step {n} of {steps}"
+        else:
+            child = run_child(root, PLAN_ID, "rollback", kill_in_sync=True)
+            where = f"rollback killed after its last step, {steps} steps"
+        assert child.killed, child.describe()
+        check_recovered_rollback(root, pre, post, where)
+
+    run_parallel(scenario, range(steps + 1))
+
+
+def test_rollback_killed_after_commit_stays_rolled_back(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    pre, _post, _steps = build_applied(root)
+    child = run_child(root, PLAN_ID, "rollback", kill_after_commit=True)
+    assert child.killed, child.describe()
+    with Workspace(root) as ws:
+        assert ws.recovered == []
+        assert ws.get(PLAN_ID).status == "rolled_back"
+        assert_same(take_snapshot(root), pre, "committed rollback")
+        assert_clean_state(ws)
+
+
+# --- a crash during recovery --------------------------------------------------------------
+
+
+def crashed_apply(root: Path) -> Snapshot:
+    """The small plan's apply killed after all its steps: recovery has everything to undo."""
+    pre, _steps = build_small(root)
+    child = run_child(root, PLAN_ID, kill_in_sync=True)
+    assert child.killed, child.describe()
+    return pre
+
+
+def recovery_killed_at(tmp_path: Path, modes: list[MutationMode]) -> None:
+    crashed = tmp_path / "crashed"
+    pre = crashed_apply(crashed)
+    probe = tmp_path / "probe"
+    shutil.copytree(crashed, probe, symlinks=True)
+    counted = run_child(probe, None, "recover", recover=False, kill_at_mutation=10**9)
+    assert counted.returncode == 0, counted.describe()
+    names = counted.mutations
+    assert len(names) >= 15, names
+
+    def scenario(case: tuple[int, MutationMode]) -> None:
+        m, mode = case
+        where = f"recovery killed {mode} undo mutation {m} of {len(names)} ({names[m]})"
+        root = tmp_path / f"{mode}-{m}"
+        shutil.copytree(crashed, root, symlinks=True)
+        child = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode=mode)
+        assert child.killed, child.describe()
+        check_recovered_apply(root, pre, where + ", then recovered again", None)
+
+    run_parallel(scenario, [(m, mode) for mode in modes for m in range(len(names))])
+
+
+def test_recovery_killed_after_every_undo_mutation_then_recovered_again(tmp_path: Path) -> None:
+    """Each undo done but its cursor not yet moved back: the next recovery repeats it safely."""
+    recovery_killed_at(tmp_path, ["after"])
+
+
+@pytest.mark.slow
+def test_recovery_killed_before_every_undo_mutation_then_recovered_again(tmp_path: Path) -> None:
+    recovery_killed_at(tmp_path, ["before"])
+
+
+def test_recovery_killed_twice_in_a_row(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    pre = crashed_apply(root)
+    for m in (3, 1):
+        child = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after")
+        assert child.killed, child.describe()
+    check_recovered_apply(root, pre, "two recoveries killed, then a third", None)
+
+
+# --- a 10,000-operation plan ----------------------------------------------------------------
+
+BIG_SCOPE = "projects/Big"
+BIG_ID = "big"
+BIG_INBOX = 5000
+
+
+def big_plan() -> tuple[dict[str, bytes | str], dict[str, Any]]:
+    """5,000 small files in an inbox; 10,000 operations: mostly moves and writes, in 4 folders."""
+    files: dict[str, bytes | str] = {
+        f"{BIG_SCOPE}/inbox/f{i:05d}.txt": f"inbox file {i}\n" for i in range(BIG_INBOX)
+    }
+    folders = "ABCD"
+    ops: list[dict[str, Any]] = [{"op": "mkdir", "path": d} for d in folders]
+    for i in range(BIG_INBOX - 50):
+        ops.append({"op": "move", "source": f"inbox/f{i:05d}.txt", "destination": f"{folders[i % 4]}/f{i:05d}.txt"})
+    for i in range(BIG_INBOX - 50, BIG_INBOX):
+        ops.append({"op": "delete", "path": f"inbox/f{i:05d}.txt"})
+    for i in range(4850):
+        ops.append({"op": "write", "path": f"{folders[i % 4]}/new{i:05d}.txt", "text": f"new {i}\n"})
+    for i in range(96):
+        ops.append({"op": "write", "path": f"A/f{i * 4:05d}.txt", "text": f"overwritten {i}\n", "overwrite": True})
+    ops.append({"op": "move", "source": "D", "destination": "inbox/D"})
+    ops.append({"op": "copy", "source": "inbox/D/new00003.txt", "destination": "copied.txt"})
+    ops.append({"op": "delete", "path": "B/new00001.txt"})
+    ops.append({"op": "mkdir", "path": "E"})
+    assert len(ops) == 10_000
+    return files, {"scope": BIG_SCOPE, "author": AGENT, "description": "big", "operations": ops}
+
+
+def recover_big(root: Path, pre: Snapshot, where: str, steps_started: int | None) -> None:
+    """Reopen (recovering), check the before-state, and approve the plan again for the next run."""
+    with Workspace(root) as ws:
+        assert [(r.plan_id, r.kind) for r in ws.recovered] == [(BIG_ID, "apply")], where
+        if steps_started is not None:
+            assert ws.recovered[0].steps_undone == steps_started, where
+        assert_same(take_snapshot(root), pre, where)
+        assert ws.get(BIG_ID).status == "failed", where
+        assert_clean_state(ws)
+        prepare(ws, BIG_ID)
+
+
+def cursor_value(root: Path) -> int | None:
+    found = list((root / ".airlock" / "journal").glob("*.cursor"))
+    assert len(found) <= 1, found
+    return Cursor.read(found[0]) if found else None
+
+
+@pytest.mark.slow
+def test_big_plan_killed_at_random_instants(tmp_path: Path) -> None:
+    rng = random.Random(20240713)
+    root = tmp_path / "big"
+    files, plan = big_plan()
+    with Workspace.init(root) as ws:
+        make_tree(root, files)
+        rec = prepare(ws, BIG_ID, plan)
+        steps = apply_step_count(rec)
+    pre = take_snapshot(root)
+    assert steps > 10_000
+
+    # 1. the child kills itself before 5 random steps; timing them gives the apply's speed
+    speeds = []
+    for n in sorted(rng.sample(range(steps), 5)):
+        with start_child(root, BIG_ID, kill_before=n, announce=True) as child:
+            child.wait_for("started")
+            started = time.monotonic()
+            result = child.finish()
+            speeds.append(max(n, 1) / max(time.monotonic() - started, 1e-3))
+        assert result.killed, result.describe()
+        recover_big(root, pre, f"big apply killed before step {n} of {steps}", n + 1)
+    full_apply = steps / statistics.median(speeds)
+
+    # 2. the parent kills the child at a random moment while it applies; the child waits at the
+    #    last step so a late kill still lands inside the apply rather than after it
+    for k in range(3):
+        delay = rng.uniform(0.02, 0.95) * full_apply
+        with start_child(root, BIG_ID, announce=True, hold_at=steps - 1) as child:
+            child.wait_for("started")
+            threading.Event().wait(delay)
+            child.kill()
+            result = child.finish()
+        assert result.killed, result.describe()
+        landed = cursor_value(root)
+        where = f"big apply killed by the parent {delay:.3f}s in (kill {k}, cursor {landed})"
+        recover_big(root, pre, where, landed)
+
+    # 3. a crash during recovery: kill the recovering child at a random moment, then at a random
+    #    undo mutation, then recover for real
+    n = rng.randrange(steps // 2, steps)
+    child_result = run_child(root, BIG_ID, kill_before=n)
+    assert child_result.killed, child_result.describe()
+    delay = rng.uniform(0.0, 0.9) * full_apply * n / steps
+    with start_child(root, None, "recover", recover=False, announce=True) as child:
+        child.wait_for("started")
+        threading.Event().wait(delay)
+        child.kill()
+        result = child.finish()
+    assert result.killed or result.returncode == 0, result.describe()
+    m = rng.randrange(0, max(cursor_value(root) or 1, 1))
+    again = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after")
+    assert again.killed or again.returncode == 0, again.describe()
+    recover_big(root, pre, f"big recovery killed at {delay:.3f}s, then at undo mutation {m}", None)
+
+    # 4. and, uninterrupted, it applies exactly as modelled and rolls back exactly
+    with Workspace(root) as ws:
+        result_apply = ws.apply(BIG_ID, actor=APPROVER)
+        assert result_apply.success, result_apply.error
+        assert_same(take_snapshot(root), expected_after(pre, BIG_SCOPE, plan["operations"]), "big applied")
+        assert ws.rollback(BIG_ID, actor=APPROVER).success
+        assert_same(take_snapshot(root), pre, "big rolled back")
+        assert_clean_state(ws)

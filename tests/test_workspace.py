@@ -1,0 +1,244 @@
+"""The library's lifecycle rules: approval binding, staleness, rollback conflicts, gc, recovery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import (
+    NotFoundError,
+    NotPermittedError,
+    PlanFormatError,
+    PlanStateError,
+    RollbackConflictError,
+    StalePlanError,
+)
+from airlock.workspace import Workspace
+from support import CASE, make_plan, snapshot
+
+MOVE = {"op": "move", "source": "inbox/scan1.pdf", "destination": "scan1-renamed.pdf"}
+DELETE = {"op": "delete", "path": "notes.txt"}
+
+
+def test_additive_plan_applies_without_approval(ws: Workspace, root: Path) -> None:
+    record = ws.submit(make_plan({"op": "mkdir", "path": "Medical"}, MOVE))
+    record = ws.validate(record.id)
+    assert record.status == "validated"
+    assert record.validation is not None and record.validation.needs_approval == []
+    result = ws.apply(record.id, actor="agent")
+    assert result.success
+    assert (root / CASE / "scan1-renamed.pdf").read_bytes() == b"%PDF-1.4 one"
+    assert ws.get(record.id).status == "applied"
+
+
+def test_destructive_plan_needs_a_person_other_than_its_author(ws: Workspace, root: Path) -> None:
+    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    assert record.validation is not None
+    assert record.validation.needs_approval == ["1 delete(s)"]
+    with pytest.raises(NotPermittedError, match="needs a person's approval"):
+        ws.apply(record.id)
+    with pytest.raises(NotPermittedError, match="cannot approve"):
+        ws.approve(record.id, actor="agent")
+    assert (root / CASE / "notes.txt").exists()
+    ws.approve(record.id, actor="dana", comment="fine")
+    assert ws.apply(record.id).success
+    assert not (root / CASE / "notes.txt").exists()
+
+
+def test_rejected_plan_can_never_apply(ws: Workspace) -> None:
+    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    ws.reject(record.id, actor="dana", comment="keep the notes")
+    with pytest.raises(PlanStateError, match="rejected"):
+        ws.apply(record.id)
+    with pytest.raises(PlanStateError):
+        ws.approve(record.id, actor="dana")
+
+
+def test_approval_is_bound_to_the_validation_it_was_given_on(ws: Workspace, root: Path) -> None:
+    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    ws.approve(record.id, actor="dana")
+    # Re-validating produces a new report; the old approval does not carry over to it.
+    ws.validate(record.id)
+    with pytest.raises(NotPermittedError):
+        ws.apply(record.id)
+    assert (root / CASE / "notes.txt").exists()
+
+
+def test_same_id_same_content_is_idempotent_and_different_content_refused(ws: Workspace) -> None:
+    first = ws.submit(make_plan(MOVE), plan_id="p-1")
+    again = ws.submit(make_plan(MOVE), plan_id="p-1")
+    assert again.id == first.id and again.digest == first.digest
+    with pytest.raises(PlanStateError, match="different content"):
+        ws.submit(make_plan(DELETE), plan_id="p-1")
+    assert len([e for e in ws.audit_events() if e["kind"] == "submitted"]) == 1
+
+
+def test_bad_plans_are_refused_with_what_to_fix(ws: Workspace) -> None:
+    with pytest.raises(PlanFormatError) as info:
+        ws.submit({"scope": CASE, "operations": [{"op": "explode", "path": "x"}]})
+    assert "operations.0" in str(info.value)
+    with pytest.raises(PlanFormatError, match="exactly one of 'text' or 'base64'"):
+        ws.submit(make_plan({"op": "write", "path": "x.txt"}))
+    with pytest.raises(PlanFormatError, match="plan id"):
+        ws.submit(make_plan(MOVE), plan_id="../../etc")
+    with pytest.raises(NotFoundError, match="airlock plan list"):
+        ws.get("no-such-plan")
+
+
+def test_stale_plan_is_refused_and_names_the_changed_path(ws: Workspace, root: Path) -> None:
+    record = ws.validate(
+        ws.submit(make_plan({"op": "write", "path": "new.txt", "text": "x"}, MOVE)).id
+    )
+    (root / CASE / "inbox" / "scan1.pdf").write_bytes(b"changed by someone")
+    with pytest.raises(StalePlanError) as info:
+        ws.apply(record.id)
+    assert any("inbox/scan1.pdf" in line for line in info.value.details)
+    assert not (root / CASE / "new.txt").exists()
+    (root / CASE / "new.txt").write_text("appeared")
+    ws.validate(record.id)  # the new report sees new.txt: now a collision
+    assert ws.get(record.id).status == "invalid"
+
+
+def test_overwrite_keeps_old_bytes_and_rollback_restores_them(ws: Workspace, root: Path) -> None:
+    before = snapshot(root)
+    plan = make_plan(
+        {"op": "write", "path": "notes.txt", "text": "second notes\n", "overwrite": True},
+        {"op": "copy", "source": "inbox", "destination": "inbox-copy"},
+        MOVE,
+        {"op": "delete", "path": "inbox"},
+    )
+    record = ws.validate(ws.submit(plan).id)
+    ws.approve(record.id, actor="dana")
+    assert ws.apply(record.id).success
+    assert (root / CASE / "notes.txt").read_text() == "second notes\n"
+    assert not (root / CASE / "inbox").exists()
+    ws.rollback(record.id, actor="dana")
+    assert snapshot(root) == before
+    assert ws.get(record.id).status == "rolled_back"
+    kinds = [e["kind"] for e in ws.audit_events(record.id)]
+    assert kinds == ["submitted", "validated", "approved", "applied", "rolled_back"]
+
+
+def test_applied_event_records_paths_and_hashes(ws: Workspace, root: Path) -> None:
+    record = ws.validate(
+        ws.submit(
+            make_plan({"op": "write", "path": "notes.txt", "text": "v2", "overwrite": True})
+        ).id
+    )
+    ws.approve(record.id, actor="dana")
+    ws.apply(record.id, actor="agent")
+    applied = next(e for e in ws.audit_events(record.id) if e["kind"] == "applied")
+    (operation,) = applied["payload"]["operations"]
+    import hashlib
+
+    assert operation["path"] == f"{CASE}/notes.txt"
+    assert operation["sha256_before"] == hashlib.sha256(b"first notes\n").hexdigest()
+    assert operation["sha256_after"] == hashlib.sha256(b"v2").hexdigest()
+    assert applied["actor"] == "agent"
+
+
+def test_rollback_refuses_on_conflict_and_force_sets_changes_aside(
+    ws: Workspace, root: Path
+) -> None:
+    record = ws.validate(
+        ws.submit(
+            make_plan({"op": "mkdir", "path": "Filed"}, {**MOVE, "destination": "Filed/a.pdf"})
+        ).id
+    )
+    ws.apply(record.id)
+    (root / CASE / "Filed" / "added-later.txt").write_text("a person's own file")
+    (root / CASE / "inbox" / "scan1.pdf").write_text("new file where the original returns")
+    with pytest.raises(RollbackConflictError) as info:
+        ws.rollback(record.id, actor="dana")
+    details = "\n".join(info.value.details)
+    assert "added-later.txt: was added since the apply" in details
+    assert "inbox/scan1.pdf: something new stands where the rollback restores" in details
+    assert (root / CASE / "Filed" / "a.pdf").exists()  # nothing happened
+    ws.rollback(record.id, actor="dana", force=True)
+    assert (root / CASE / "inbox" / "scan1.pdf").read_bytes() == b"%PDF-1.4 one"
+    assert not (root / CASE / "Filed").exists()
+    set_aside = sorted(
+        p.read_text() for p in (root / ".airlock" / "trash").rglob("*") if p.is_file()
+    )
+    assert set_aside == ["a person's own file", "new file where the original returns"]
+    event = next(e for e in ws.audit_events(record.id) if e["kind"] == "rolled_back")
+    assert event["payload"]["forced"] is True and len(event["payload"]["set_aside"]) == 2
+
+
+def test_gc_purges_after_retention_and_then_rollback_says_why_not(
+    ws: Workspace, root: Path
+) -> None:
+    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    ws.approve(record.id, actor="dana")
+    ws.apply(record.id)
+    assert ws.gc() == []  # within the retention period
+    trash = root / ".airlock" / "trash"
+    assert any(trash.rglob("*"))
+    purged = ws.gc(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
+    assert len(purged) == 1
+    assert not any(trash.rglob("notes*")) and not list((trash).glob(purged[0]))
+    with pytest.raises(PlanStateError, match="purged"):
+        ws.rollback(record.id, actor="dana")
+    assert any(e["kind"] == "purged" for e in ws.audit_events())
+
+
+def test_policy_file_controls_approval_and_protection(root: Path) -> None:
+    Workspace.init(root).close()
+    policy = root / ".airlock" / "policy.toml"
+    text = policy.read_text().replace("protected = []", 'protected = ["projects/*/notes.txt"]')
+    policy.write_text(
+        text.replace(
+            'approval_required_for = ["delete", "overwrite"]', 'approval_required_for = ["any"]'
+        )
+    )
+    with Workspace(root) as ws:
+        record = ws.validate(ws.submit(make_plan(MOVE)).id)
+        assert record.validation is not None and record.validation.needs_approval
+        record = ws.validate(ws.submit(make_plan(DELETE)).id)
+        assert record.status == "invalid"
+        assert record.validation is not None
+        assert "protected by policy" in record.validation.errors[0].message
+
+
+def test_bad_policy_file_is_a_clear_error(root: Path) -> None:
+    Workspace.init(root).close()
+    (root / ".airlock" / "policy.toml").write_text("areas = [\n")
+    from airlock.errors import InputError
+
+    with pytest.raises(InputError, match="policy file"):
+        Workspace(root)
+
+
+def test_not_a_workspace(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="airlock init"):
+        Workspace(tmp_path)
+
+
+def test_recovery_skips_a_transaction_whose_process_is_alive(ws: Workspace, root: Path) -> None:
+    """A running apply in this process holds the scope lock: recovery from another must wait."""
+    import threading
+
+    record = ws.validate(ws.submit(make_plan(MOVE, {"op": "mkdir", "path": "later"})).id)
+    reached = threading.Event()
+    release = threading.Event()
+    seen: list[int] = []
+
+    def hook(index: int) -> None:
+        if index == 2:
+            reached.set()
+            assert release.wait(30)
+
+    worker = threading.Thread(
+        target=lambda: seen.append(int(ws.apply(record.id, hook=hook).success))
+    )
+    worker.start()
+    assert reached.wait(30)
+    with Workspace(root) as other:
+        assert other.recovered == []  # live: not touched
+    release.set()
+    worker.join(30)
+    assert seen == [1]
+    assert os.path.exists(root / CASE / "later")

@@ -72,7 +72,7 @@ def test_recomputing_one_hash_still_breaks_the_next_link(root: Path) -> None:
 
     with _events(root) as ws:
         with _db(root) as db:
-            seq, at, actor, kind, plan_id, payload, prev = db.execute(
+            seq, at, _actor, kind, plan_id, payload, prev = db.execute(
                 "SELECT seq, at, actor, kind, plan_id, payload, prev_hash FROM audit_events WHERE seq = 3"
             ).fetchone()
             body = canonical_json(

@@ -160,6 +160,60 @@ def assert_clean_state(ws: Workspace) -> None:
     assert report.ok, report.problems
 
 
+# --- a small plan with every kind of operation --------------------------------------------
+
+SCOPE = "projects/Case-A"
+S = SCOPE + "/"
+PLAN_ID = "small"
+
+PRE_FILES: dict[str, bytes | str] = {
+    S + "notes.txt": "notes v1\n",
+    S + "template.txt": b"\x00\x01template\xff",
+    S + "Exhibits/ex1.pdf": b"%PDF-1.4 exhibit one",
+    S + "Exhibits/scans/ex2.png": b"\x89PNG exhibit two",
+    S + "inbox/letter.txt": "Dear counsel,\n",
+    S + "Photos/a.jpg": b"\xff\xd8 photo a",
+    S + "Photos/b.jpg": b"\xff\xd8 photo b",
+    S + "draft.tmp": "draft",
+    S + "old/x.txt": "x",
+    S + "old/deeper/y.txt": "y",
+    S + "summary.txt": "summary v1",
+    S + "summary-v2.txt": "summary v2",
+    "projects/Case-B/other.txt": "another case",
+    "Reports/Case-A/report.txt": "report",
+}
+PRE_FOLDERS = [S + "empty", S + "Exhibits/empty-sub"]
+PRE_LINKS = {
+    S + "shortcut": "notes.txt",
+    S + "old/link": "../notes.txt",
+    S + "Photos/latest": "b.jpg",
+}
+OPERATIONS: list[dict[str, Any]] = [
+    {"op": "mkdir", "path": "Evidence"},
+    {"op": "mkdir", "path": "Correspondence"},
+    {"op": "write", "path": "Evidence/index.txt", "text": "Evidence index\n"},
+    {"op": "write", "path": "notes.txt", "text": "notes v2\n", "overwrite": True},
+    {"op": "copy", "source": "template.txt", "destination": "Evidence/template-copy.txt"},
+    {"op": "copy", "source": "Exhibits", "destination": "Evidence/Exhibits"},
+    {"op": "move", "source": "inbox/letter.txt", "destination": "Correspondence/letter.txt"},
+    {"op": "move", "source": "Photos", "destination": "Evidence/Photos"},
+    {"op": "delete", "path": "draft.tmp"},
+    {"op": "delete", "path": "old"},
+    {"op": "move", "source": "summary-v2.txt", "destination": "summary.txt", "overwrite": True},
+    {
+        "op": "write",
+        "path": "Evidence/data.bin",
+        "base64": base64.b64encode(bytes(range(256))).decode(),
+    },
+]
+PLAN = {
+    "scope": SCOPE,
+    "description": "every operation kind",
+    "author": AGENT,
+    "operations": OPERATIONS,
+}
+
+
 # --- plans ----------------------------------------------------------------------------------
 
 
@@ -439,7 +493,9 @@ class RunningChild:
             self.lines.append(line.rstrip("\n"))
             if line.rstrip("\n") == marker:
                 return
-        raise AssertionError(f"the child ended before saying {marker!r}:\n{self.finish().describe()}")
+        raise AssertionError(
+            f"the child ended before saying {marker!r}:\n{self.finish().describe()}"
+        )
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -457,7 +513,9 @@ class RunningChild:
         return ChildResult(self.proc.returncode, "\n".join([*self.lines, out]), err)
 
 
-def start_child(root: Path, plan_id: str | None, action: Action = "apply", **options: Any) -> RunningChild:
+def start_child(
+    root: Path, plan_id: str | None, action: Action = "apply", **options: Any
+) -> RunningChild:
     """Start a child without waiting; stdin stays open so a ``hold_at`` step blocks on it."""
     err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in RunningChild.finish
     proc = subprocess.Popen(
@@ -480,7 +538,9 @@ def _content(op: Mapping[str, Any]) -> bytes:
     return base64.b64decode(str(op["base64"]))
 
 
-def expected_after(before: Snapshot, scope: str, operations: Iterable[Mapping[str, Any]]) -> Snapshot:
+def expected_after(
+    before: Snapshot, scope: str, operations: Iterable[Mapping[str, Any]]
+) -> Snapshot:
     """What the tree should hold after ``operations`` succeed (a model, not Airlock's code)."""
     files = dict(before.files)
     folders = set(before.folders)

@@ -9,7 +9,6 @@ kills itself with SIGKILL at a chosen point, or is killed by this process at a r
 
 from __future__ import annotations
 
-import base64
 import random
 import shutil
 import statistics
@@ -19,9 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airlock.journal import Cursor
+from airlock.workspace import Workspace
 from crashkit import (
     AGENT,
     APPROVER,
+    OPERATIONS,
+    PLAN,
+    PLAN_ID,
+    PRE_FILES,
+    PRE_FOLDERS,
+    PRE_LINKS,
+    SCOPE,
     MutationMode,
     Snapshot,
     apply_step_count,
@@ -37,53 +46,6 @@ from crashkit import (
     start_child,
     take_snapshot,
 )
-
-from airlock.journal import Cursor
-from airlock.workspace import Workspace
-
-# --- a small plan with every kind of operation ------------------------------------------------
-
-SCOPE = "projects/Case-A"
-S = SCOPE + "/"
-PLAN_ID = "small"
-
-PRE_FILES: dict[str, bytes | str] = {
-    S + "notes.txt": "notes v1\n",
-    S + "template.txt": b"\x00\x01template\xff",
-    S + "Exhibits/ex1.pdf": b"%PDF-1.4 exhibit one",
-    S + "Exhibits/scans/ex2.png": b"\x89PNG exhibit two",
-    S + "inbox/letter.txt": "Dear counsel,\n",
-    S + "Photos/a.jpg": b"\xff\xd8 photo a",
-    S + "Photos/b.jpg": b"\xff\xd8 photo b",
-    S + "draft.tmp": "draft",
-    S + "old/x.txt": "x",
-    S + "old/deeper/y.txt": "y",
-    S + "summary.txt": "summary v1",
-    S + "summary-v2.txt": "summary v2",
-    "projects/Case-B/other.txt": "another case",
-    "Reports/Case-A/report.txt": "report",
-}
-PRE_FOLDERS = [S + "empty", S + "Exhibits/empty-sub"]
-PRE_LINKS = {
-    S + "shortcut": "notes.txt",
-    S + "old/link": "../notes.txt",
-    S + "Photos/latest": "b.jpg",
-}
-OPERATIONS: list[dict[str, Any]] = [
-    {"op": "mkdir", "path": "Evidence"},
-    {"op": "mkdir", "path": "Correspondence"},
-    {"op": "write", "path": "Evidence/index.txt", "text": "Evidence index\n"},
-    {"op": "write", "path": "notes.txt", "text": "notes v2\n", "overwrite": True},
-    {"op": "copy", "source": "template.txt", "destination": "Evidence/template-copy.txt"},
-    {"op": "copy", "source": "Exhibits", "destination": "Evidence/Exhibits"},
-    {"op": "move", "source": "inbox/letter.txt", "destination": "Correspondence/letter.txt"},
-    {"op": "move", "source": "Photos", "destination": "Evidence/Photos"},
-    {"op": "delete", "path": "draft.tmp"},
-    {"op": "delete", "path": "old"},
-    {"op": "move", "source": "summary-v2.txt", "destination": "summary.txt", "overwrite": True},
-    {"op": "write", "path": "Evidence/data.bin", "base64": base64.b64encode(bytes(range(256))).decode()},
-]
-PLAN = {"scope": SCOPE, "description": "every operation kind", "author": AGENT, "operations": OPERATIONS}
 
 
 def build_small(root: Path) -> tuple[Snapshot, int]:
@@ -121,7 +83,9 @@ def check_recovered_apply(root: Path, pre: Snapshot, where: str, steps_started: 
         prepare(ws, PLAN_ID)
         result = ws.apply(PLAN_ID, actor=APPROVER)
         assert result.success, f"{where}: apply after recovery failed: {result.error}"
-        assert_same(take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), where + ", re-applied")
+        assert_same(
+            take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), where + ", re-applied"
+        )
         assert ws.get(PLAN_ID).status == "applied"
         assert_clean_state(ws)
 
@@ -278,7 +242,9 @@ def crashed_apply(root: Path) -> Snapshot:
     return pre
 
 
-def recovery_killed_at(tmp_path: Path, modes: list[MutationMode]) -> None:
+def recovery_killed_at(
+    tmp_path: Path, modes: list[MutationMode], sample: int | None = None
+) -> None:
     crashed = tmp_path / "crashed"
     pre = crashed_apply(crashed)
     probe = tmp_path / "probe"
@@ -293,28 +259,40 @@ def recovery_killed_at(tmp_path: Path, modes: list[MutationMode]) -> None:
         where = f"recovery killed {mode} undo mutation {m} of {len(names)} ({names[m]})"
         root = tmp_path / f"{mode}-{m}"
         shutil.copytree(crashed, root, symlinks=True)
-        child = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode=mode)
+        child = run_child(
+            root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode=mode
+        )
         assert child.killed, child.describe()
         check_recovered_apply(root, pre, where + ", then recovered again", None)
 
-    run_parallel(scenario, [(m, mode) for mode in modes for m in range(len(names))])
+    indices = list(range(len(names)))
+    if sample is not None:
+        # the first and last undo, and a seeded spread in between
+        middle = sorted(random.Random(7).sample(indices[1:-1], sample - 2))
+        indices = [indices[0], *middle, indices[-1]]
+    run_parallel(scenario, [(m, mode) for mode in modes for m in indices])
 
 
-def test_recovery_killed_after_every_undo_mutation_then_recovered_again(tmp_path: Path) -> None:
-    """Each undo done but its cursor not yet moved back: the next recovery repeats it safely."""
-    recovery_killed_at(tmp_path, ["after"])
+def test_recovery_killed_after_undo_mutations_then_recovered_again(tmp_path: Path) -> None:
+    """An undo done but its cursor not yet moved back: the next recovery repeats it safely."""
+    recovery_killed_at(tmp_path, ["after"], sample=8)
 
 
 @pytest.mark.slow
-def test_recovery_killed_before_every_undo_mutation_then_recovered_again(tmp_path: Path) -> None:
-    recovery_killed_at(tmp_path, ["before"])
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_recovery_killed_at_every_undo_mutation_then_recovered_again(
+    tmp_path: Path, mode: MutationMode
+) -> None:
+    recovery_killed_at(tmp_path, [mode])
 
 
 def test_recovery_killed_twice_in_a_row(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     pre = crashed_apply(root)
     for m in (3, 1):
-        child = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after")
+        child = run_child(
+            root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after"
+        )
         assert child.killed, child.describe()
     check_recovered_apply(root, pre, "two recoveries killed, then a third", None)
 
@@ -334,13 +312,28 @@ def big_plan() -> tuple[dict[str, bytes | str], dict[str, Any]]:
     folders = "ABCD"
     ops: list[dict[str, Any]] = [{"op": "mkdir", "path": d} for d in folders]
     for i in range(BIG_INBOX - 50):
-        ops.append({"op": "move", "source": f"inbox/f{i:05d}.txt", "destination": f"{folders[i % 4]}/f{i:05d}.txt"})
+        ops.append(
+            {
+                "op": "move",
+                "source": f"inbox/f{i:05d}.txt",
+                "destination": f"{folders[i % 4]}/f{i:05d}.txt",
+            }
+        )
     for i in range(BIG_INBOX - 50, BIG_INBOX):
         ops.append({"op": "delete", "path": f"inbox/f{i:05d}.txt"})
-    for i in range(4850):
-        ops.append({"op": "write", "path": f"{folders[i % 4]}/new{i:05d}.txt", "text": f"new {i}\n"})
+    for i in range(4896):
+        ops.append(
+            {"op": "write", "path": f"{folders[i % 4]}/new{i:05d}.txt", "text": f"new {i}\n"}
+        )
     for i in range(96):
-        ops.append({"op": "write", "path": f"A/f{i * 4:05d}.txt", "text": f"overwritten {i}\n", "overwrite": True})
+        ops.append(
+            {
+                "op": "write",
+                "path": f"A/f{i * 4:05d}.txt",
+                "text": f"overwritten {i}\n",
+                "overwrite": True,
+            }
+        )
     ops.append({"op": "move", "source": "D", "destination": "inbox/D"})
     ops.append({"op": "copy", "source": "inbox/D/new00003.txt", "destination": "copied.txt"})
     ops.append({"op": "delete", "path": "B/new00001.txt"})
@@ -418,7 +411,9 @@ def test_big_plan_killed_at_random_instants(tmp_path: Path) -> None:
         result = child.finish()
     assert result.killed or result.returncode == 0, result.describe()
     m = rng.randrange(0, max(cursor_value(root) or 1, 1))
-    again = run_child(root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after")
+    again = run_child(
+        root, None, "recover", recover=False, kill_at_mutation=m, mutation_mode="after"
+    )
     assert again.killed or again.returncode == 0, again.describe()
     recover_big(root, pre, f"big recovery killed at {delay:.3f}s, then at undo mutation {m}", None)
 
@@ -426,7 +421,24 @@ def test_big_plan_killed_at_random_instants(tmp_path: Path) -> None:
     with Workspace(root) as ws:
         result_apply = ws.apply(BIG_ID, actor=APPROVER)
         assert result_apply.success, result_apply.error
-        assert_same(take_snapshot(root), expected_after(pre, BIG_SCOPE, plan["operations"]), "big applied")
+        assert_same(
+            take_snapshot(root), expected_after(pre, BIG_SCOPE, plan["operations"]), "big applied"
+        )
         assert ws.rollback(BIG_ID, actor=APPROVER).success
         assert_same(take_snapshot(root), pre, "big rolled back")
         assert_clean_state(ws)
+
+
+def test_workspaces_open_concurrently_in_threads(tmp_path: Path) -> None:
+    """The scenarios above run in threads: creating workspaces at once must not race.
+
+    (Alembic's ``context`` is process-wide; ``airlock.workspace._migrate`` serialises it.)
+    """
+
+    def scenario(n: int) -> None:
+        for k in range(3):
+            with Workspace.init(tmp_path / f"{n}-{k}") as ws:
+                ws.submit({"scope": "projects", "operations": [{"op": "mkdir", "path": "x"}]})
+                assert ws.audit_verify().ok
+
+    run_parallel(scenario, range(4), workers=4)

@@ -37,7 +37,9 @@ def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
     with engine.connect() as connection:
         versions = connection.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
     engine.dispose()
-    assert versions == [("0001",)]
+    from airlock.db import SCHEMA_HEAD
+
+    assert versions == [(SCHEMA_HEAD,)]
 
 
 def test_schema_head_constant_is_alembics_head() -> None:

@@ -181,17 +181,27 @@ def _scope_entries(tree: Tree) -> tuple[list[RelPath], list[RelPath]]:
     return entries, folders
 
 
-def draw_path(data: st.DataObject, tree: Tree, role: str, *, invalid: bool) -> str:
+def draw_path(
+    data: st.DataObject, tree: Tree, role: str, *, invalid: bool, recent: list[RelPath]
+) -> str:
     """A scope-relative path for ``role``: "source" (mostly an existing entry), "file" (mostly
-    an existing file) or "destination" (mostly a name not taken yet). Sometimes anything."""
+    an existing file) or "destination" (mostly a name not taken yet). Sometimes anything.
+
+    ``recent`` holds what the plan's earlier operations made, and their parents: often picked,
+    so that operations build on each other (write into a new folder, then move or delete it).
+    """
     entries, folders = _scope_entries(tree)
+    if data.draw(st.integers(0, 2)) == 1:
+        entries = [rel for rel in recent if SCOPE + rel in tree] or entries
+        folders = [rel for rel in entries if tree[SCOPE + rel] == DIR] or folders
     if role == "file":
         entries = [rel for rel in entries if tree[SCOPE + rel][0] == "file"] or entries
+    # Small numbers (which Hypothesis favours) give the likely-valid choice for the role.
     choice = data.draw(st.integers(0, 39 if invalid else 38))
     if choice == 39:
         return data.draw(st.sampled_from(BAD_PATHS))
-    existing = 33 if role in ("source", "file") else 4
-    if choice < existing and entries:
+    want_existing = role in ("source", "file")
+    if entries and (choice < 33) == want_existing and choice < 37:
         return render(data.draw(st.sampled_from(entries)))
     folder = data.draw(st.sampled_from(folders))
     if choice == 38:  # under a folder that does not exist (yet)
@@ -201,17 +211,25 @@ def draw_path(data: st.DataObject, tree: Tree, role: str, *, invalid: bool) -> s
     return render((*folder, name))
 
 
-def draw_operation(data: st.DataObject, tree: Tree, *, invalid: bool) -> dict[str, Any]:
+def draw_operation(
+    data: st.DataObject, tree: Tree, *, invalid: bool, recent: list[RelPath]
+) -> dict[str, Any]:
     kind = data.draw(st.sampled_from(["write", "mkdir", "move", "copy", "delete", "write"]))
     if kind == "mkdir":
-        return {"op": kind, "path": draw_path(data, tree, "destination", invalid=invalid)}
+        return {
+            "op": kind,
+            "path": draw_path(data, tree, "destination", invalid=invalid, recent=recent),
+        }
     if kind == "delete":
-        return {"op": kind, "path": draw_path(data, tree, "source", invalid=invalid)}
+        return {"op": kind, "path": draw_path(data, tree, "source", invalid=invalid, recent=recent)}
     overwrite = data.draw(st.booleans())
     if kind == "write":
         body = data.draw(st.binary(max_size=24))
         role = "file" if overwrite else "destination"
-        op: dict[str, Any] = {"op": "write", "path": draw_path(data, tree, role, invalid=invalid)}
+        op: dict[str, Any] = {
+            "op": "write",
+            "path": draw_path(data, tree, role, invalid=invalid, recent=recent),
+        }
         if data.draw(st.booleans()):
             op["base64"] = base64.b64encode(body).decode()
         else:
@@ -219,19 +237,53 @@ def draw_operation(data: st.DataObject, tree: Tree, *, invalid: bool) -> dict[st
         return {**op, "overwrite": overwrite}
     return {
         "op": kind,
-        "source": draw_path(data, tree, "source", invalid=invalid),
-        "destination": draw_path(data, tree, "destination", invalid=invalid),
+        "source": draw_path(data, tree, "source", invalid=invalid, recent=recent),
+        "destination": draw_path(data, tree, "destination", invalid=invalid, recent=recent),
         "overwrite": overwrite,
     }
 
 
+def _guess(tree: Tree, op: dict[str, Any]) -> None:
+    """Roughly what ``op`` does, on the scratch ``tree`` the next operations are drawn from
+    (so that they build on it: write into a new folder, delete what was just moved...)."""
+
+    def key(text: str) -> RelPath:
+        return (*SCOPE, *text.split("/"))
+
+    if op["op"] == "mkdir":
+        tree.setdefault(key(op["path"]), DIR)
+    elif op["op"] == "write":
+        tree[key(op["path"])] = ("file", b"")
+    elif op["op"] == "delete":
+        for inner in _subtree(tree, key(op["path"])):
+            del tree[inner]
+    else:
+        source, dest = key(op["source"]), key(op["destination"])
+        moving = _subtree(tree, source)
+        if op["op"] == "move":
+            for inner in moving:
+                del tree[inner]
+        tree.update({dest + inner[len(source) :]: node for inner, node in moving.items()})
+
+
 def draw_plan(data: st.DataObject, tree: Tree, *, invalid: bool = True) -> dict[str, Any]:
-    count = data.draw(st.integers(1, 4))
+    scratch = dict(tree)
+    operations = []
+    recent: list[RelPath] = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = draw_operation(data, scratch, invalid=invalid, recent=recent)
+        operations.append(op)
+        if data.draw(st.integers(0, 3)) and all(
+            op.get(name, "a") not in BAD_PATHS for name in ("path", "source", "destination")
+        ):
+            _guess(scratch, op)
+            made = _split(op.get("destination", op.get("path", "")))
+            recent.extend(made[:depth] for depth in range(len(made), 0, -1))
     return {
         "scope": SCOPE_TEXT,
         "author": "agent",
         "description": "property test",
-        "operations": [draw_operation(data, tree, invalid=invalid) for _ in range(count)],
+        "operations": operations,
     }
 
 
@@ -463,7 +515,7 @@ def _memory_tree(data: st.DataObject) -> MemoryStorage:
     storage = MemoryStorage()
     for folder in ((STATE_DIR,), (STATE_DIR, "trash"), ("projects",), SCOPE):
         storage.mkdir(folder)
-    for _ in range(data.draw(st.integers(0, 3))):
+    for _ in range(data.draw(st.integers(1, 3))):
         for rel, kind, payload in draw_tree_additions(data, snapshot_memory(storage)):
             path = SCOPE + rel
             if kind == "file":

@@ -174,8 +174,9 @@ def model_apply(tree: Tree, changes: list[Change], plan: Plan) -> Tree:
 
 def _scope_entries(tree: Tree) -> tuple[list[RelPath], list[RelPath]]:
     """(every entry, every folder) inside the scope, relative to it; the scope itself is ()."""
-    entries = sorted(key[len(SCOPE) :] for key in tree if len(key) > len(SCOPE) and
-                     key[: len(SCOPE)] == SCOPE)
+    entries = sorted(
+        key[len(SCOPE) :] for key in tree if len(key) > len(SCOPE) and key[: len(SCOPE)] == SCOPE
+    )
     folders = [()] + [rel for rel in entries if tree[SCOPE + rel] == DIR]
     return entries, folders
 
@@ -447,9 +448,7 @@ class ApplyMachine(RuleBasedStateMachine):
         assert not list((self.root / STATE_DIR / "journal").glob("*.cursor"))
 
 
-ApplyMachine.TestCase.settings = settings(
-    COMMON, max_examples=400, stateful_step_count=12
-)
+ApplyMachine.TestCase.settings = settings(COMMON, max_examples=400, stateful_step_count=12)
 TestApplyMachine = ApplyMachine.TestCase
 
 
@@ -515,9 +514,9 @@ def test_validation_predicts_the_applied_tree(data: st.DataObject) -> None:
 
 ANY_TEXT = st.one_of(
     st.text(max_size=12),
-    st.lists(st.sampled_from(["/", ".", "..", "\\", "\x00", "a", "\u00e9", "\ud800"]), max_size=8).map(
-        "".join
-    ),
+    st.lists(
+        st.sampled_from(["/", ".", "..", "\\", "\x00", "a", "\u00e9", "\ud800"]), max_size=8
+    ).map("".join),
     st.sampled_from([*BAD_PATHS, "a", "a/b", "x" * 256, "\ud800", "caf\u00e9/x"]),
 )
 JSON = st.recursive(

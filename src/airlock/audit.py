@@ -34,6 +34,8 @@ EVENT_KINDS = (
     "rolled_back",
     "recovered",
     "purged",
+    "token_created",
+    "token_revoked",
 )
 
 

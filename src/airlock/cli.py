@@ -12,6 +12,7 @@ Every command takes ``--json`` (machine-readable output on stdout) and ``--works
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,8 +43,12 @@ plan_app = typer.Typer(
 audit_app = typer.Typer(
     help="Read, verify and export the hash-chained audit log.", no_args_is_help=True
 )
+token_app = typer.Typer(
+    help="Create, list and revoke API tokens (stored only as hashes).", no_args_is_help=True
+)
 app.add_typer(plan_app, name="plan")
 app.add_typer(audit_app, name="audit")
+app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True)
@@ -487,6 +492,109 @@ def demo(
         summary = run_demo(workspace, reset=reset, console=None if as_json else out)
     if as_json:
         _emit(True, summary, lambda: None)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="agent, approver or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what uses it, e.g. paralegal-agent.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    from airlock.tokens import create_token, parse_role
+
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        token_id, token = create_token(ws, name, parse_role(role), actor="cli")
+        _emit(
+            as_json,
+            {"token": token, "id": token_id, "name": name, "role": role},
+            lambda: out.print(
+                f"{token}\n[dim]id {token_id}, role {role}: store it now, it is not shown again[/dim]"
+            ),
+        )
+
+
+@token_app.command("list")
+def token_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List tokens (never their secrets)."""
+    from airlock.tokens import list_tokens
+
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        rows = list_tokens(ws)
+
+        def human() -> None:
+            for row in rows:
+                state = "revoked" if row["revoked"] else "active"
+                out.print(
+                    f"{row['id']}  {row['role']:<9} {state:<8} {row['name']}  {row['created_at']}"
+                )
+
+        _emit(as_json, rows, human)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see `airlock token list`).")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a token at once."""
+    from airlock.tokens import revoke_token
+
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        revoke_token(ws, token_id, actor="cli")
+        _emit(as_json, {"revoked": token_id}, lambda: out.print(f"Revoked token {token_id}."))
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8124).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", envvar="AIRLOCK_CONFIG", help="A TOML settings file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the HTTP service: native API, seed-compatible API and the review web page."""
+    import uvicorn
+
+    from airlock.errors import InputError
+    from airlock.service.app import configure_logging, create_app
+    from airlock.service.settings import load_settings
+    from airlock.tokens import any_active_token
+
+    with _guard(as_json):
+        settings = load_settings(config).with_overrides(workspace=workspace, host=host, port=port)
+        if (
+            workspace is None
+            and "AIRLOCK_WORKSPACE" not in os.environ
+            and config is None
+        ):
+            raise_missing_workspace()
+        ws = Workspace(settings.workspace)
+        if settings.host not in LOOPBACK and not any_active_token(ws):
+            ws.close()
+            raise InputError(
+                f"refusing to listen on {settings.host}: no API token exists, so anyone could call it",
+                hint="create one with `airlock token create --role admin --name NAME`, or listen on 127.0.0.1",
+            )
+    configure_logging(settings.log_level)
+    for item in ws.recovered:
+        err.print(f"recovered an interrupted {item.kind} of plan {item.plan_id}")
+    app_ = create_app(ws, settings)
+    try:
+        uvicorn.run(
+            app_, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
+    finally:
+        ws.close()
 
 
 def main() -> None:

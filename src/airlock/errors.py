@@ -10,7 +10,8 @@
     │   ├── StalePlanError                               files changed since validation
     │   ├── RollbackConflictError                        files changed since apply
     │   └── PlanInvalidError                             validation found errors
-    ├── NotPermittedError             exit 6   HTTP 403  policy or approval forbids it
+    ├── NotPermittedError             exit 6   HTTP 403  policy, role or approval forbids it
+    │   └── AuthenticationError              HTTP 401  no valid token
     ├── BusyError                     exit 7   HTTP 423  another process holds the scope
     ├── StorageError                  exit 8   HTTP 507  the filesystem refused (full, read-only, denied)
     └── IntegrityError                exit 9   HTTP 500  the audit chain or state is damaged
@@ -96,6 +97,10 @@ class PlanInvalidError(ConflictError):
 class NotPermittedError(AirlockError):
     exit_code = 6
     http_status = 403
+
+
+class AuthenticationError(NotPermittedError):
+    http_status = 401
 
 
 class BusyError(AirlockError):

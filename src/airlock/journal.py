@@ -29,13 +29,14 @@ handles the partial case.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from airlock.errors import AirlockError, StorageError
+from airlock.errors import AirlockError, StorageError, UnsafePathError
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.storage.base import Kind, Storage
 from airlock.validate import Change
@@ -189,8 +190,13 @@ def run_steps(
         try:
             _do(storage, step, content)
         except (OSError, AirlockError) as exc:
-            # "Already exists" means the step changed nothing: undo only the ones before it.
-            happened = index if isinstance(exc, FileExistsError) else index + 1
+            # "Already exists", or a symlink met while resolving a path (a racer swapped one
+            # in), means the step changed nothing: undo only the ones before it. A copy may
+            # have made part of its tree before meeting a link, so it is undone as well.
+            untouched = isinstance(exc, FileExistsError) or (
+                isinstance(exc, UnsafePathError) and step.kind != "copy"
+            )
+            happened = index if untouched else index + 1
             undo_steps(storage, steps, happened, cursor)
             raise StepFailed(index, step, exc) from exc
         if progress is not None and (index % 256 == 0 or index + 1 == total):
@@ -217,6 +223,11 @@ def _copy_tree(storage: Storage, source: RelPath, destination: RelPath) -> None:
     if entry.kind is Kind.FILE:
         storage.copy_file(source, destination)
         return
+    if entry.kind is not Kind.DIR:  # swapped for a link or FIFO since validation
+        raise UnsafePathError(
+            f"copy source {render(source)!r} is now a {entry.kind}, not a file or folder",
+            hint="validate the plan again",
+        )
     storage.mkdir(destination)
     for inner, inner_entry in storage.walk(source):
         target = destination + inner[len(source) :]
@@ -256,4 +267,7 @@ def _undo(storage: Storage, step: Step) -> None:
         if storage.stat(step.path) is not None:
             storage.unlink(step.path)
     else:
-        storage.remove_tree(step.target)
+        # If a link now stands on the way to the copy, nothing it made is reachable there,
+        # and leaving a copy behind loses nothing (unlike skipping a rename would).
+        with contextlib.suppress(UnsafePathError):
+            storage.remove_tree(step.target)

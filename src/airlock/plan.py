@@ -26,7 +26,10 @@ class _Op(BaseModel):
 
 
 def _check_path(value: str) -> str:
-    paths.parse(value)
+    try:
+        paths.parse(value)
+    except UnsafePathError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})") from None
     return value
 
 
@@ -115,6 +118,11 @@ class Plan(BaseModel):
     description: str = Field("", max_length=10_000)
     author: str = Field("unknown", min_length=1, max_length=200)
     operations: list[Operation] = Field(min_length=1)
+    require_approval: bool = Field(
+        False,
+        description="Ask for a person's approval even where policy would not need one. "
+        "(False never bypasses the policy.)",
+    )
 
     @field_validator("scope")
     @classmethod

@@ -29,6 +29,18 @@ def _split(text: str) -> RelPath:
     return tuple(text.split("/"))
 
 
+def _below(path: str, folder: str) -> bool:
+    """True if ``path`` is strictly inside ``folder``."""
+    return path.startswith(folder + "/")
+
+
+def _drop(produced: dict[str, Change], altered: set[str], text: str) -> None:
+    """Forget ``text`` and everything below it (deleted, or moved away)."""
+    for key in [k for k in produced if k == text or _below(k, text)]:
+        del produced[key]
+    altered.difference_update({k for k in altered if k == text or _below(k, text)})
+
+
 def content_digest(storage: Storage, path: RelPath) -> str | None:
     """A file's SHA-256 or a folder's tree digest (as validation computes them)."""
     entry = storage.stat(path)
@@ -52,20 +64,33 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
     """What stands in the way of rolling back ``changes`` (empty: the rollback is clean)."""
     conflicts: list[Conflict] = []
     produced: dict[str, Change] = {}
+    # Folders copied or moved whose content later changes of the plan altered: their digest is
+    # stale, so only their kind is checked (what the later changes produced is checked itself).
+    altered: set[str] = set()
     for change in changes:
+        for text in (change.path, change.source):
+            if text is not None:
+                altered.update(k for k in produced if _below(text, k))
+        if change.action == "move" and change.source is not None:
+            # What the plan produced inside a moved folder now lives under its new path.
+            source, size = change.source, len(change.source)
+            inner = {k: v for k, v in produced.items() if _below(k, source)}
+            moved = {k for k in altered if _below(k, source)}
+            _drop(produced, altered, source)
+            produced.update({change.path + k[size:]: v for k, v in inner.items()})
+            altered.update(change.path + k[size:] for k in moved)
         if change.action == "delete":
-            produced.pop(change.path, None)
+            _drop(produced, altered, change.path)
         else:
             produced[change.path] = change
-        if change.action == "move" and change.source is not None:
-            produced.pop(change.source, None)
+            altered.discard(change.path)
     for text, change in produced.items():
         path = _split(text)
         entry = storage.stat(path)
         if entry is None:
             conflicts.append(Conflict(text, "was removed since the apply"))
             continue
-        if change.action == "mkdir":
+        if change.action == "mkdir" or text in altered:
             if entry.kind is not Kind.DIR:
                 conflicts.append(Conflict(text, f"is now a {entry.kind}, not the folder made"))
             continue
@@ -75,7 +100,7 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
             continue
         if content_digest(storage, path) != change.sha256_after:
             conflicts.append(Conflict(text, "was modified since the apply"))
-    for folder in (c.path for c in changes if c.action == "mkdir" and c.path in produced):
+    for folder in [text for text, c in produced.items() if c.action == "mkdir"]:
         path = _split(folder)
         found = storage.stat(path)
         if found is None or found.kind is not Kind.DIR:

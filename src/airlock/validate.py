@@ -277,7 +277,12 @@ class _Simulation:
         valid = not self.errors
         return Validation(
             valid=valid,
-            needs_approval=self.policy.needs_approval(self.counts) if valid else [],
+            needs_approval=(
+                self.policy.needs_approval(self.counts)
+                + (["requested by the submitter"] if self.plan.require_approval else [])
+                if valid
+                else []
+            ),
             errors=self.errors,
             warnings=self.warnings,
             changes=self.changes if valid else [],
@@ -578,6 +583,12 @@ class _Simulation:
         if found is None:
             raise _Refused("missing-source", f"{render(path)!r} does not exist")
         kind, size = found
+        if kind is Kind.SPECIAL:
+            raise _Refused(
+                "special-file",
+                f"{render(path)!r} is a FIFO, socket or device; Airlock does not touch those "
+                "(ask an operator to remove it)",
+            )
         if kind is Kind.DIR:
             files, size = self._check_tree(path, for_copy=False)
             digest: str | None = self.view.tree_digest(path)

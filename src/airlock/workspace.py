@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import json
 import os
 import secrets
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airlock import audit, journal
@@ -38,6 +39,8 @@ from airlock.db import (
     utcnow,
 )
 from airlock.errors import (
+    AirlockError,
+    BusyError,
     InputError,
     NotFoundError,
     NotPermittedError,
@@ -45,6 +48,8 @@ from airlock.errors import (
     PlanStateError,
     RollbackConflictError,
     StalePlanError,
+    StorageError,
+    storage_error,
 )
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
 from airlock.locks import scope_lock
@@ -170,7 +175,11 @@ class Workspace:
             or sqlite_url(self.state_dir / "airlock.db")
         )
         self.engine: Engine = make_engine(url)
-        _migrate(self.engine, url)
+        try:
+            _migrate(self.engine, url)
+        except OperationalError as exc:
+            self.close()
+            raise _database_error(exc, self.state_dir) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.recovered: list[Recovered] = self.recover() if recover else []
 
@@ -204,9 +213,15 @@ class Workspace:
         self.close()
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+    def session(self) -> Iterator[Session]:
+        """A database transaction (committed when the block ends) for modules built on this one."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise _database_error(exc, self.state_dir) from exc
+
+    _session = session
 
     # --- plans ----------------------------------------------------------------------------------
 
@@ -398,7 +413,15 @@ class Workspace:
                 self.storage.sync()
             except StepFailed as failure:
                 cursor.remove()
-                self._finish_failed(plan_id, txn_id, actor, failure)
+                try:
+                    self._finish_failed(plan_id, txn_id, actor, failure)
+                except StorageError as exc:
+                    raise StorageError(
+                        f"{failure.message}; the workspace was restored to the state before the "
+                        f"plan, but recording that failed: {exc.message}",
+                        hint=exc.hint,
+                        errno=exc.errno,
+                    ) from exc
                 return ApplyResult(
                     plan_id=plan_id,
                     success=False,
@@ -438,6 +461,11 @@ class Workspace:
             operations_failed=0,
             transaction_id=txn_id,
         )
+
+    def check_applyable(self, plan_id: str) -> None:
+        """Raise the error ``apply`` would raise for the plan's status or approval, if any."""
+        with self._session() as session:
+            self._check_applyable(session, self._row(session, plan_id))
 
     def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, dict[str, Any]]:
         self._require(row, APPLYABLE, "apply")
@@ -834,6 +862,35 @@ _CHANGE_DEFAULTS = {
 def _audit_change(change: dict[str, Any]) -> dict[str, Any]:
     """A change as the audit log records it: its paths and hashes, without empty fields."""
     return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
+
+
+def _database_error(exc: OperationalError, state_dir: Path) -> AirlockError:
+    """A state-database failure said plainly: the disk is full, the filesystem is read-only..."""
+    name = str(getattr(exc.orig, "sqlite_errorname", "") or "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return BusyError("the state database is busy", hint="another process holds it; retry")
+    try:
+        read_only = bool(os.statvfs(state_dir).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    code = (
+        errno.ENOSPC
+        if name.startswith("SQLITE_FULL")
+        else errno.EROFS
+        if read_only or name.startswith("SQLITE_READONLY")
+        else None
+    )
+    if code is None:
+        return StorageError(
+            f"the state database failed: {exc.orig}",
+            hint="check the database and the disk it is on; an interrupted apply is finished "
+            "by `airlock recover`",
+        )
+    error = storage_error(
+        OSError(code, os.strerror(code)), "write the state database", str(state_dir)
+    )
+    error.hint += "; an interrupted apply is then finished by `airlock recover`"
+    return error
 
 
 _MIGRATE_LOCK = threading.Lock()

@@ -20,6 +20,7 @@ import ctypes
 import errno
 import os
 import stat as stat_mod
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def entry_from_stat(st: os.stat_result) -> Entry:
     )
 
 
+class _BatchState(threading.local):
+    def __init__(self) -> None:
+        self.cache: dict[RelPath, int] | None = None
+        self.fds: set[int] = set()
+        self.prefixes: dict[RelPath, int] = {}
+
+
 class LocalStorage(Storage):
     def __init__(self, root: Path, *, use_openat2: bool | None = None) -> None:
         self.root = Path(root)
@@ -75,9 +83,7 @@ class LocalStorage(Storage):
             raise storage_error(exc, "open the workspace", str(root)) from exc
         self._openat2 = self._probe_openat2() if use_openat2 is None else use_openat2
         self._name_max = os.statvfs(self.root).f_namemax
-        self._cache: dict[RelPath, int] | None = None
-        self._cache_fds: set[int] = set()
-        self._cached_prefixes: dict[RelPath, int] = {}
+        self._local = _BatchState()
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -105,6 +111,32 @@ class LocalStorage(Storage):
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), relative)
         return int(fd)
+
+    # A batch belongs to the thread that opened it: the service applies plans on different
+    # scopes in parallel threads over one LocalStorage.
+    @property
+    def _cache(self) -> dict[RelPath, int] | None:
+        return self._local.cache
+
+    @_cache.setter
+    def _cache(self, value: dict[RelPath, int] | None) -> None:
+        self._local.cache = value
+
+    @property
+    def _cache_fds(self) -> set[int]:
+        return self._local.fds
+
+    @_cache_fds.setter
+    def _cache_fds(self, value: set[int]) -> None:
+        self._local.fds = value
+
+    @property
+    def _cached_prefixes(self) -> dict[RelPath, int]:
+        return self._local.prefixes
+
+    @_cached_prefixes.setter
+    def _cached_prefixes(self, value: dict[RelPath, int]) -> None:
+        self._local.prefixes = value
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -1,0 +1,110 @@
+"""Applies and rollbacks run in the background so no request is held open for minutes.
+
+A job is started by one request and followed by others (polling ``GET /api/v1/jobs/{id}`` or the
+server-sent events of ``/api/v1/jobs/{id}/events``). Jobs on one scope run one at a time, in the
+order they were started; different scopes run in parallel, up to ``apply_workers`` at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airlock.errors import AirlockError
+from airlock.locks import lock_key
+from airlock.workspace import ApplyResult, Workspace
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass
+class Job:
+    id: str
+    plan_id: str
+    kind: Literal["apply", "rollback"]
+    actor: str
+    state: JobState = "queued"
+    done: int = 0
+    total: int = 0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    started_at: float = field(default_factory=time.time)
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.id,
+            "plan_id": self.plan_id,
+            "kind": self.kind,
+            "state": self.state,
+            "steps_done": self.done,
+            "steps_total": self.total,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+class Jobs:
+    def __init__(self, ws: Workspace, workers: int) -> None:
+        self.ws = ws
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-apply")
+        self._jobs: dict[str, Job] = {}
+        self._scope_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def start(
+        self, plan_id: str, kind: Literal["apply", "rollback"], actor: str, *, force: bool = False
+    ) -> Job:
+        scope = tuple(self.ws.get(plan_id).plan.scope.split("/"))
+        job = Job(id="job_" + secrets.token_hex(6), plan_id=plan_id, kind=kind, actor=actor)
+        with self._guard:
+            self._jobs[job.id] = job
+            lock = self._scope_locks.setdefault(lock_key(scope), threading.Lock())
+        self._pool.submit(self._run, job, lock, force)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def _run(self, job: Job, lock: threading.Lock, force: bool) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        try:
+            with lock:
+                job.state = "running"
+                result: ApplyResult
+                if job.kind == "apply":
+                    result = self.ws.apply(
+                        job.plan_id, actor=job.actor, progress=progress, lock_timeout=300
+                    )
+                else:
+                    result = self.ws.rollback(
+                        job.plan_id,
+                        actor=job.actor,
+                        force=force,
+                        progress=progress,
+                        lock_timeout=300,
+                    )
+            job.result = result.to_dict()
+            job.state = "succeeded" if result.success else "failed"
+        except AirlockError as exc:
+            job.error = exc.to_dict()
+            job.state = "failed"
+        except Exception as exc:  # a bug: keep the service up, report it on the job
+            job.error = {
+                "error": type(exc).__name__,
+                "message": str(exc),
+                "hint": "",
+                "details": [],
+            }
+            job.state = "failed"
+        finally:
+            job.finished.set()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,678 @@
+"""Property-based tests of the engine: random trees, random plans, real applies and rollbacks.
+
+* A stateful test drives a real workspace on disk (LocalStorage through Workspace): it grows
+  random trees in a scope and runs random plans through submit, validate, approve and apply,
+  then checks that an invalid plan changed nothing, that the real tree after apply is what the
+  validation report said it would be, that a rollback restores the exact prior tree, and that a
+  failed or interrupted apply leaves (or, after recovery, returns) the tree exactly as before.
+* The validation report's changes, replayed on a dict model, equal the real post-apply tree on
+  the memory backend (validate + journal directly).
+* parse_plan and paths.parse, fed arbitrary JSON and text, only ever raise InputErrors.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from airlock import journal, paths
+from airlock.errors import PlanFormatError, UnsafePathError
+from airlock.journal import Cursor, Step
+from airlock.paths import STATE_DIR, RelPath, render
+from airlock.plan import Plan, Write, parse_plan
+from airlock.policy import Policy
+from _orig_rollback_tmp import find_conflicts
+import airlock.workspace as _w
+_w.find_conflicts = find_conflicts
+from airlock.storage.base import Kind
+from airlock.storage.memory import MemoryStorage
+from airlock.validate import Change, stale_paths, validate
+from airlock.workspace import Workspace
+
+SCOPE: RelPath = ("projects", "Case")
+SCOPE_TEXT = render(SCOPE)
+
+# Few names, so plans hit existing entries, case-fold and Unicode collisions, and each other.
+NAMES = ["a", "b", "A", "c.txt", "dir", "caf\u00e9", "cafe\u0301", " sp"]
+SYMLINK_TARGETS = ["a", "../../..", "/etc/passwd", "nowhere", "dir/c.txt", "."]
+NEW_NAMES = ["n0", "n1", "n2", "n3", "New.txt", *NAMES]
+BAD_PATHS = ["../escape", "/abs", "a//b", "a/./b", "", "a\\b", "a/\x00"]
+
+COMMON = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# --- a tree model: path (relative to the workspace root) -> what is there -------------------
+
+Node = tuple[str, bytes | str | None]
+Tree = dict[RelPath, Node]
+DIR: Node = ("dir", None)
+SPECIAL: Node = ("special", None)
+
+
+def snapshot_disk(root: Path) -> Tree:
+    """Every entry under ``root`` except Airlock's state: folders, bytes, symlink targets."""
+    tree: Tree = {}
+
+    def visit(folder: Path, rel: RelPath) -> None:
+        for name in os.listdir(folder):
+            if not rel and name == STATE_DIR:
+                continue
+            path, key = folder / name, (*rel, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                tree[key] = DIR
+                visit(path, key)
+            elif stat.S_ISLNK(mode):
+                tree[key] = ("symlink", os.readlink(path))
+            elif stat.S_ISREG(mode):
+                tree[key] = ("file", path.read_bytes())
+            else:
+                tree[key] = SPECIAL
+
+    visit(root, ())
+    return tree
+
+
+def snapshot_memory(storage: MemoryStorage) -> Tree:
+    tree: Tree = {}
+    for path, entry in storage.walk(()):
+        if path[0] == STATE_DIR:
+            continue
+        if entry.kind is Kind.DIR:
+            tree[path] = DIR
+        elif entry.kind is Kind.FILE:
+            tree[path] = ("file", b"".join(storage.read(path)))
+        elif entry.kind is Kind.SYMLINK:
+            tree[path] = ("symlink", storage._get(path).target)
+        else:
+            tree[path] = SPECIAL
+    return tree
+
+
+def _split(text: str) -> RelPath:
+    return tuple(text.split("/"))
+
+
+def _subtree(tree: Tree, path: RelPath) -> Tree:
+    return {key: node for key, node in tree.items() if paths.is_within(key, path)}
+
+
+def model_digest(tree: Tree, path: RelPath) -> str | None:
+    """What validation records for ``path``: a file's SHA-256, a folder's tree digest."""
+    node = tree[path]
+    if node[0] == "file":
+        assert isinstance(node[1], bytes)
+        return hashlib.sha256(node[1]).hexdigest()
+    if node[0] != "dir":
+        return None
+    digest = hashlib.sha256()
+    for key in sorted(k for k in _subtree(tree, path) if k != path):
+        inner = tree[key]
+        content = model_digest(tree, key) if inner[0] == "file" else ""
+        kind = inner[0]
+        line = f"{render(key[len(path) :])}\0{kind}\0{content}\n"
+        digest.update(line.encode("utf-8", "surrogatepass"))
+    return "tree:" + digest.hexdigest()
+
+
+def model_apply(tree: Tree, changes: list[Change], plan: Plan) -> Tree:
+    """Replay the report's changes on the model, checking the hashes they record."""
+    model = dict(tree)
+    for change in changes:
+        dest = _split(change.path)
+        assert dest[:-1] in model and model[dest[:-1]] == DIR, change
+        if change.replaces:
+            assert model[dest][0] == "file", change
+            assert model_digest(model, dest) == change.sha256_before, change
+            del model[dest]
+        if change.action == "mkdir":
+            assert dest not in model
+            model[dest] = DIR
+        elif change.action in ("create", "overwrite"):
+            assert dest not in model
+            op = plan.operations[change.op]
+            assert isinstance(op, Write)
+            data = op.content()
+            assert hashlib.sha256(data).hexdigest() == change.sha256_after
+            assert change.size == len(data)
+            model[dest] = ("file", data)
+        elif change.action in ("copy", "move"):
+            assert change.source is not None
+            source = _split(change.source)
+            assert dest not in model
+            assert model_digest(model, source) == change.sha256_after, change
+            moving = _subtree(model, source)
+            if change.action == "move":
+                for key in moving:
+                    del model[key]
+            for key, node in moving.items():
+                model[dest + key[len(source) :]] = node
+        else:
+            assert dest in model, change
+            assert model_digest(model, dest) == change.sha256_before, change
+            for key in _subtree(model, dest):
+                del model[key]
+    return model
+
+
+# --- random plans drawn from the current tree ---------------------------------------------
+
+
+def _scope_entries(tree: Tree) -> tuple[list[RelPath], list[RelPath]]:
+    """(every entry, every folder) inside the scope, relative to it; the scope itself is ()."""
+    entries = sorted(
+        key[len(SCOPE) :] for key in tree if len(key) > len(SCOPE) and key[: len(SCOPE)] == SCOPE
+    )
+    folders = [()] + [rel for rel in entries if tree[SCOPE + rel] == DIR]
+    return entries, folders
+
+
+def draw_path(
+    data: st.DataObject, tree: Tree, role: str, *, invalid: bool, recent: list[RelPath]
+) -> str:
+    """A scope-relative path for ``role``: "source" (mostly an existing entry), "file" (mostly
+    an existing file) or "destination" (mostly a name not taken yet). Sometimes anything.
+
+    ``recent`` holds what the plan's earlier operations made, and their parents: often picked,
+    so that operations build on each other (write into a new folder, then move or delete it).
+    """
+    entries, folders = _scope_entries(tree)
+    if data.draw(st.integers(0, 2)) == 1:
+        entries = [rel for rel in recent if SCOPE + rel in tree] or entries
+        folders = [rel for rel in entries if tree[SCOPE + rel] == DIR] or folders
+    if role == "file":
+        entries = [rel for rel in entries if tree[SCOPE + rel][0] == "file"] or entries
+    # Small numbers (which Hypothesis favours) give the likely-valid choice for the role.
+    choice = data.draw(st.integers(0, 39 if invalid else 38))
+    if choice == 39:
+        return data.draw(st.sampled_from(BAD_PATHS))
+    want_existing = role in ("source", "file")
+    if entries and (choice < 33) == want_existing and choice < 37:
+        return render(data.draw(st.sampled_from(entries)))
+    folder = data.draw(st.sampled_from(folders))
+    if choice == 38:  # under a folder that does not exist (yet)
+        return render((*folder, "missing", data.draw(st.sampled_from(NAMES))))
+    free = [name for name in NEW_NAMES if (*SCOPE, *folder, name) not in tree]
+    name = data.draw(st.sampled_from(free if free and choice < 36 else NAMES))
+    return render((*folder, name))
+
+
+def draw_operation(
+    data: st.DataObject, tree: Tree, *, invalid: bool, recent: list[RelPath]
+) -> dict[str, Any]:
+    kind = data.draw(st.sampled_from(["write", "mkdir", "move", "copy", "delete", "write"]))
+    if kind == "mkdir":
+        return {
+            "op": kind,
+            "path": draw_path(data, tree, "destination", invalid=invalid, recent=recent),
+        }
+    if kind == "delete":
+        return {"op": kind, "path": draw_path(data, tree, "source", invalid=invalid, recent=recent)}
+    overwrite = data.draw(st.booleans())
+    if kind == "write":
+        body = data.draw(st.binary(max_size=24))
+        role = "file" if overwrite else "destination"
+        op: dict[str, Any] = {
+            "op": "write",
+            "path": draw_path(data, tree, role, invalid=invalid, recent=recent),
+        }
+        if data.draw(st.booleans()):
+            op["base64"] = base64.b64encode(body).decode()
+        else:
+            op["text"] = body.decode("latin-1")
+        return {**op, "overwrite": overwrite}
+    return {
+        "op": kind,
+        "source": draw_path(data, tree, "source", invalid=invalid, recent=recent),
+        "destination": draw_path(data, tree, "destination", invalid=invalid, recent=recent),
+        "overwrite": overwrite,
+    }
+
+
+def _guess(tree: Tree, op: dict[str, Any]) -> None:
+    """Roughly what ``op`` does, on the scratch ``tree`` the next operations are drawn from
+    (so that they build on it: write into a new folder, delete what was just moved...)."""
+
+    def key(text: str) -> RelPath:
+        return (*SCOPE, *text.split("/"))
+
+    if op["op"] == "mkdir":
+        tree.setdefault(key(op["path"]), DIR)
+    elif op["op"] == "write":
+        tree[key(op["path"])] = ("file", b"")
+    elif op["op"] == "delete":
+        for inner in _subtree(tree, key(op["path"])):
+            del tree[inner]
+    else:
+        source, dest = key(op["source"]), key(op["destination"])
+        moving = _subtree(tree, source)
+        if op["op"] == "move":
+            for inner in moving:
+                del tree[inner]
+        tree.update({dest + inner[len(source) :]: node for inner, node in moving.items()})
+
+
+def draw_plan(data: st.DataObject, tree: Tree, *, invalid: bool = True) -> dict[str, Any]:
+    scratch = dict(tree)
+    operations = []
+    recent: list[RelPath] = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = draw_operation(data, scratch, invalid=invalid, recent=recent)
+        operations.append(op)
+        if data.draw(st.integers(0, 3)) and all(
+            op.get(name, "a") not in BAD_PATHS for name in ("path", "source", "destination")
+        ):
+            _guess(scratch, op)
+            made = _split(op.get("destination", op.get("path", "")))
+            recent.extend(made[:depth] for depth in range(len(made), 0, -1))
+    return {
+        "scope": SCOPE_TEXT,
+        "author": "agent",
+        "description": "property test",
+        "operations": operations,
+    }
+
+
+ENTRY_KINDS = ["file", "file", "dir", "dir", "symlink", "fifo", "hardlink"]
+
+
+def draw_tree_additions(data: st.DataObject, tree: Tree) -> list[tuple[RelPath, str, bytes]]:
+    """Up to five new entries (scope-relative path, kind, payload) to add to ``tree``."""
+    model = {key[len(SCOPE) :]: node for key, node in tree.items() if key[: len(SCOPE)] == SCOPE}
+    model[()] = DIR
+    out: list[tuple[RelPath, str, bytes]] = []
+    for _ in range(data.draw(st.integers(1, 5))):
+        folders = sorted(rel for rel, node in model.items() if node == DIR)
+        path = (*data.draw(st.sampled_from(folders)), data.draw(st.sampled_from(NAMES)))
+        if path in model:
+            continue
+        kind = data.draw(st.sampled_from(ENTRY_KINDS))
+        files = sorted(rel for rel, node in model.items() if node[0] == "file")
+        if kind == "hardlink" and not files:
+            kind = "file"
+        if kind == "file":
+            payload = data.draw(st.binary(max_size=48))
+            model[path] = ("file", payload)
+        elif kind == "hardlink":
+            twin = data.draw(st.sampled_from(files))
+            payload = render(twin).encode()
+            model[path] = model[twin]
+        elif kind == "symlink":
+            payload = data.draw(st.sampled_from(SYMLINK_TARGETS)).encode()
+            model[path] = ("symlink", payload.decode())
+        elif kind == "dir":
+            payload = b""
+            model[path] = DIR
+        else:
+            payload = b""
+            model[path] = SPECIAL
+        out.append((path, kind, payload))
+    return out
+
+
+# --- 1. the stateful test on a real workspace --------------------------------------------
+
+
+def _destination(step: Step) -> RelPath:
+    return step.target if step.kind in ("rename", "copy") else step.path
+
+
+def plantable_steps(steps: list[Step], before: Tree) -> list[int]:
+    """Steps that can be made to fail by planting an entry at their destination first.
+
+    Only where nothing the undo of the earlier steps touches is at, above or below that path
+    (so the planted entry cannot get in the undo's way: it is outside interference, which the
+    engine need not survive) and the path was empty before the apply.
+    """
+    out = []
+    for index, step in enumerate(steps):
+        if step.kind == "rmdir":
+            continue
+        dest = _destination(step)
+        if dest in before:
+            continue
+        touched = [p for s in steps[:index] for p in (s.path, s.target) if p]
+        if any(paths.is_within(dest, p) or paths.is_within(p, dest) for p in touched):
+            continue
+        out.append(index)
+    return out
+
+
+class ApplyMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="airlock-props-"))
+        self.root = self.tmp / "ws"
+        self.ws = Workspace.init(self.root)
+        (self.root / "projects" / "Case").mkdir()
+        self.applied = self.rolled_back = self.invalid = self.failed = self.recovered = 0
+
+    def teardown(self) -> None:
+        note(
+            f"applied={self.applied} rolled_back={self.rolled_back} invalid={self.invalid} "
+            f"failed={self.failed} recovered={self.recovered}"
+        )
+        self.ws.close()
+        shutil.rmtree(self.tmp)
+
+    # rules
+
+    @initialize(data=st.data())
+    def first_tree(self, data: st.DataObject) -> None:
+        self.grow_tree(data)
+
+    @rule(data=st.data())
+    def grow_tree(self, data: st.DataObject) -> None:
+        for rel, kind, payload in draw_tree_additions(data, snapshot_disk(self.root)):
+            path = self.root.joinpath(*SCOPE, *rel)
+            if kind == "file":
+                path.write_bytes(payload)
+            elif kind == "dir":
+                path.mkdir()
+            elif kind == "symlink":
+                os.symlink(payload.decode(), path)
+            elif kind == "hardlink":
+                os.link(self.root.joinpath(*SCOPE, payload.decode()), path)
+            else:
+                os.mkfifo(path)
+
+    @rule(data=st.data())
+    def run_plan(self, data: st.DataObject) -> None:
+        before = snapshot_disk(self.root)
+        plan_data = draw_plan(data, before)
+        note(f"plan: {json.dumps(plan_data['operations'])}")
+        try:
+            record = self.ws.submit(plan_data, actor="agent")
+        except (PlanFormatError, UnsafePathError):
+            assert snapshot_disk(self.root) == before
+            return
+        record = self.ws.validate(record.id)
+        report = record.validation
+        assert report is not None
+        if not report.valid:
+            self.invalid += 1
+            assert record.status == "invalid"
+            assert report.changes == [] and report.errors
+            assert snapshot_disk(self.root) == before
+            return
+        assert record.status == "validated"
+        assert stale_paths(report.preconditions, self.ws.storage) == []
+        expected = model_apply(before, report.changes, record.plan)
+        if report.needs_approval:
+            self.ws.approve(record.id, actor="approver")
+        steps = journal.compile_apply(report.changes, "TXN")
+        mode = data.draw(st.sampled_from(["apply", "apply", "plant", "crash"]))
+        if mode == "plant":
+            plantable = plantable_steps(steps, before)
+            if plantable:
+                self._failed_apply(record.id, report.changes, data.draw(st.sampled_from(plantable)))
+                assert snapshot_disk(self.root) == before
+                return
+        if mode == "crash":
+            self._interrupted_apply(record.id, data.draw(st.integers(0, len(steps) - 1)))
+            assert snapshot_disk(self.root) == before
+            return
+        result = self.ws.apply(record.id, actor="agent")
+        assert result.success, result.error
+        self.applied += 1
+        assert snapshot_disk(self.root) == expected
+        assert self.ws.rollback_conflicts(record.id) == []
+        self.ws.rollback(record.id, actor="approver")
+        self.rolled_back += 1
+        assert self.ws.get(record.id).status == "rolled_back"
+        assert snapshot_disk(self.root) == before
+        if data.draw(st.booleans()):
+            # Apply the same plan again (a new submission) and keep it: the tree moves on.
+            again = self.ws.validate(self.ws.submit(plan_data, actor="agent").id)
+            assert again.validation is not None and again.validation.valid
+            assert again.validation.changes == report.changes
+            if again.validation.needs_approval:
+                self.ws.approve(again.id, actor="approver")
+            assert self.ws.apply(again.id, actor="agent").success
+            assert snapshot_disk(self.root) == expected
+
+    @rule(data=st.data())
+    def run_another_plan(self, data: st.DataObject) -> None:
+        """The same as run_plan: a second rule so that plans run twice as often as trees grow."""
+        self.run_plan(data)
+
+    def _txn_id(self) -> str:
+        (cursor,) = (self.root / STATE_DIR / "journal").glob("*.cursor")
+        return cursor.stem
+
+    def _failed_apply(self, plan_id: str, changes: list[Change], index: int) -> None:
+        """Make step ``index`` fail for real (its destination is taken) and check the undo."""
+        planted: list[Path] = []
+
+        def hook(step_index: int) -> None:
+            if step_index == index:
+                steps = journal.compile_apply(changes, self._txn_id())
+                path = self.root.joinpath(*_destination(steps[index]))
+                path.write_bytes(b"planted")
+                planted.append(path)
+
+        result = self.ws.apply(plan_id, actor="agent", hook=hook)
+        assert not result.success
+        assert result.error is not None and f"step {index} " in result.error
+        self.failed += 1
+        assert self.ws.get(plan_id).status == "failed"
+        (path,) = planted
+        assert path.read_bytes() == b"planted"
+        path.unlink()
+        assert not list((self.root / STATE_DIR / "journal").glob("*.cursor"))
+
+    def _interrupted_apply(self, plan_id: str, index: int) -> None:
+        """The process dies before step ``index`` (the hook raises); recovery undoes it."""
+
+        def hook(step_index: int) -> None:
+            if step_index == index:
+                raise OSError(5, "injected failure before step", str(step_index))
+
+        with pytest.raises(OSError, match="injected failure"):
+            self.ws.apply(plan_id, actor="agent", hook=hook)
+        # A hook's exception is a crash, not a step failure: nothing is undone in-process.
+        assert self.ws.get(plan_id).status == "applying"
+        recovered = self.ws.recover(actor="operator")
+        assert [r.plan_id for r in recovered] == [plan_id]
+        assert recovered[0].steps_undone == index + 1
+        self.recovered += 1
+        assert self.ws.get(plan_id).status == "failed"
+
+    # invariants
+
+    @invariant()
+    def audit_chain_verifies(self) -> None:
+        report = self.ws.audit_verify()
+        assert report.ok, report.problems
+
+    @invariant()
+    def no_transaction_left_running(self) -> None:
+        assert not list((self.root / STATE_DIR / "journal").glob("*.cursor"))
+
+
+ApplyMachine.TestCase.settings = settings(COMMON, max_examples=50, stateful_step_count=10)
+TestApplyMachine = ApplyMachine.TestCase
+
+
+# --- 2. the validation report predicts the post-apply tree (memory backend) --------------
+
+
+def _memory_tree(data: st.DataObject) -> MemoryStorage:
+    storage = MemoryStorage()
+    for folder in ((STATE_DIR,), (STATE_DIR, "trash"), ("projects",), SCOPE):
+        storage.mkdir(folder)
+    for _ in range(data.draw(st.integers(1, 3))):
+        for rel, kind, payload in draw_tree_additions(data, snapshot_memory(storage)):
+            path = SCOPE + rel
+            if kind == "file":
+                storage.create(path, [payload])
+            elif kind == "hardlink":
+                storage.copy_file(SCOPE + _split(payload.decode()), path)
+            elif kind == "dir":
+                storage.mkdir(path)
+            elif kind == "symlink":
+                storage.add_symlink(path, payload.decode())
+            else:
+                storage.add_special(path)
+    return storage
+
+
+@settings(COMMON, max_examples=300)
+@given(data=st.data())
+def test_validation_predicts_the_applied_tree(data: st.DataObject) -> None:
+    storage = _memory_tree(data)
+    before = snapshot_memory(storage)
+    plan = parse_plan(draw_plan(data, before, invalid=False))
+    note(f"plan: {plan.canonical_json()}")
+    report = validate(plan, storage, Policy())
+    assert snapshot_memory(storage) == before
+    if not report.valid:
+        assert report.changes == [] and report.errors
+        return
+    assert stale_paths(report.preconditions, storage) == []
+    expected = model_apply(before, report.changes, plan)
+
+    def content(index: int) -> bytes:
+        op = plan.operations[index]
+        assert isinstance(op, Write)
+        return op.content()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        steps = journal.compile_apply(report.changes, "t-apply")
+        cursor = Cursor(Path(tmp) / "apply.cursor")
+        journal.run_steps(storage, steps, cursor, content)
+        cursor.remove()
+        assert snapshot_memory(storage) == expected
+        assert find_conflicts(storage, report.changes) == []
+        back = journal.compile_rollback(steps, "t-rollback")
+        cursor = Cursor(Path(tmp) / "rollback.cursor")
+        journal.run_steps(storage, back, cursor, lambda _op: b"")
+        cursor.remove()
+    assert snapshot_memory(storage) == before
+
+
+# --- 3. untrusted input only ever raises input errors -----------------------------------
+
+
+ANY_TEXT = st.one_of(
+    st.text(max_size=12),
+    st.lists(
+        st.sampled_from(["/", ".", "..", "\\", "\x00", "a", "\u00e9", "\ud800"]), max_size=8
+    ).map("".join),
+    st.sampled_from([*BAD_PATHS, "a", "a/b", "x" * 256, "\ud800", "caf\u00e9/x"]),
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+OPERATION = st.fixed_dictionaries(
+    {"op": st.sampled_from(["mkdir", "write", "copy", "move", "delete", "rename", ""])},
+    optional={
+        "path": ANY_TEXT | JSON,
+        "source": ANY_TEXT,
+        "destination": ANY_TEXT,
+        "text": ANY_TEXT | JSON,
+        "base64": st.sampled_from(["", "AAE=", "AAE", "!!", "\u00e9", "\ud800"]) | JSON,
+        "overwrite": st.booleans() | JSON,
+        "extra": JSON,
+    },
+)
+PLAN_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "scope": ANY_TEXT | st.sampled_from(["projects/Case", ".airlock/x", "projects"]),
+        "description": ANY_TEXT | JSON,
+        "author": ANY_TEXT,
+        "operations": st.lists(OPERATION, max_size=3) | JSON,
+        "unknown": JSON,
+    },
+)
+
+
+GOOD_PATH = st.sampled_from(["a", "a/b", "caf\u00e9", "x y/z"])
+NEARLY_VALID = st.fixed_dictionaries(
+    {
+        "scope": st.sampled_from(["projects/Case", "Reports/x/y"]) | ANY_TEXT,
+        "operations": st.lists(
+            st.fixed_dictionaries(
+                {"op": st.sampled_from(["mkdir", "write", "copy", "move", "delete"])},
+                optional={
+                    "path": GOOD_PATH | ANY_TEXT,
+                    "source": GOOD_PATH | ANY_TEXT,
+                    "destination": GOOD_PATH | ANY_TEXT,
+                    "text": ANY_TEXT,
+                    "base64": st.sampled_from(["", "AAE=", "AAE", "!!", "\u00e9"]),
+                    "overwrite": st.booleans() | JSON,
+                },
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    },
+    optional={"description": ANY_TEXT, "author": ANY_TEXT},
+)
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+UNTRUSTED = st.one_of(
+    JSON,
+    PLAN_LIKE,
+    PLAN_LIKE.map(_json_text),
+    PLAN_LIKE.map(json.dumps),
+    NEARLY_VALID,
+    NEARLY_VALID.map(_json_text),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+)
+
+
+@settings(COMMON, max_examples=600)
+@given(UNTRUSTED)
+def test_parse_plan_raises_only_input_errors(data: object) -> None:
+    try:
+        plan = parse_plan(data)
+    except (PlanFormatError, UnsafePathError) as exc:
+        assert exc.message
+        return
+    # Whatever parses must be usable end to end: digest, stored body, contents, paths.
+    assert plan.digest.startswith("sha256:")
+    assert Plan.model_validate_json(plan.canonical_json()) == plan
+    assert plan.scope_path[0] != STATE_DIR
+    for op in plan.operations:
+        if isinstance(op, Write):
+            op.content()
+
+
+@settings(COMMON, max_examples=600)
+@given(st.one_of(ANY_TEXT, st.text(max_size=300)))
+def test_paths_parse_raises_only_unsafe_path_errors(text: str) -> None:
+    try:
+        parsed = paths.parse(text)
+    except UnsafePathError as exc:
+        assert exc.message
+        return
+    assert render(parsed) == text
+    for name in parsed:
+        assert name not in ("", ".", "..")
+        assert "/" not in name and "\\" not in name and "\x00" not in name
+        assert len(name.encode("utf-8")) <= paths.NAME_MAX_BYTES

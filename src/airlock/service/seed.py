@@ -142,7 +142,6 @@ def to_core_plan(seed: SeedPlan) -> dict[str, Any]:
 
 
 def _seed_view(record: PlanRecord) -> dict[str, Any]:
-    prefix = record.plan.scope + "/"
     return {
         "plan_id": record.id,
         "case_name": record.plan.scope.removeprefix("projects/"),
@@ -155,13 +154,21 @@ def _seed_view(record: PlanRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "digest": record.digest,
         "operations": [
-            {
-                k.replace(prefix, ""): v
-                for k, v in op.model_dump(mode="json", exclude_none=True).items()
-            }
-            for op in record.plan.operations
+            _seed_operation(op.model_dump(mode="json")) for op in record.plan.operations
         ],
     }
+
+
+def _seed_operation(op: dict[str, Any]) -> dict[str, Any]:
+    """A core operation in the seed's words (what the agent sent, as it would send it)."""
+    kind = op["op"]
+    if kind in ("move", "copy"):
+        return {"type": kind, "source": op["source"], "destination": op["destination"]}
+    if kind == "mkdir":
+        return {"type": "create_dir", "destination": op["path"]}
+    if kind == "delete":
+        return {"type": "delete", "source": op["path"]}
+    return {"type": "write_file", "destination": op["path"], "content": op.get("text") or ""}
 
 
 def _audit_file(ws: Workspace, plan_id: str) -> str:

@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest bench schema clean
+.PHONY: help demo test lint fmt typecheck pytest browser bench bench-service schema clean
 
 help:  ## List the tasks
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,24 @@ fmt: $(STAMP)  ## Format and auto-fix
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
 
-pytest: $(STAMP)  ## Every test (crash, fault, property and path tests included)
+browser:  ## Debian's chromium for the web page's browser tests (installed only if missing, as root)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		else \
+			echo "chromium is missing and we are not root: run 'sudo apt-get install -y chromium'" \
+				"(tests/test_web_browser.py is skipped without it)"; \
+		fi; \
+	fi
+
+pytest: $(STAMP) browser  ## Every test (crash, fault, property and path tests included)
 	$(BIN)/pytest
 
 bench: $(STAMP)  ## Apply/validate/recovery benchmarks (prints figures and ratios)
 	$(BIN)/python bench/bench_apply.py
+
+bench-service: $(STAMP)  ## Load the HTTP service: 50 concurrent agents, then check nothing was lost
+	$(BIN)/python bench/bench_service.py
 
 schema: $(STAMP)  ## Regenerate schema/plan.schema.json
 	$(BIN)/airlock schema > schema/plan.schema.json

@@ -33,6 +33,8 @@ from airlock.workspace import PlanRecord, Workspace
 
 Action = Literal["apply", "rollback", "recover"]
 MutationMode = Literal["before", "during", "after"]
+KillPoint = Literal["cursor", "sync", "commit"]
+"""Where else a child can die: before its cursor exists, in the final sync, after the commit."""
 T = TypeVar("T")
 
 APPROVER = "jane"
@@ -331,9 +333,11 @@ if mutation is not None:
     for name in ("create", "mkdir", "rmdir", "rename", "unlink"):
         wrap(name)
 
-if cfg["kill_in_sync"]:
+if cfg["kill_in"] == "cursor":  # the journal is committed, its cursor file not yet made
+    journal.Cursor.__init__ = lambda self, path: die("creating the cursor")
+elif cfg["kill_in"] == "sync":  # every step ran, nothing is committed yet
     local_mod.LocalStorage.sync = lambda self: die("in sync")
-if cfg["kill_after_commit"]:
+elif cfg["kill_in"] == "commit":  # committed in the database, the cursor not yet removed
     journal.Cursor.remove = lambda self: die("after commit")
 
 
@@ -343,6 +347,7 @@ def hook(index):
     if index == cfg["kill_before"]:
         die(f"before step {index}")
     if index == cfg["hold_at"]:
+        say("holding")
         sys.stdin.readline()  # the parent kills this process; it never answers
 
 
@@ -411,14 +416,23 @@ def _config(
     kill_before: int | None = None,
     kill_at_mutation: int | None = None,
     mutation_mode: MutationMode = "before",
-    kill_in_sync: bool = False,
-    kill_after_commit: bool = False,
+    kill_in: KillPoint | None = None,
     announce: bool = False,
     hold_at: int | None = None,
     recover: bool = True,
     database_url: str | None = None,
     user: int | None = None,
 ) -> list[str]:
+    """The child's command line.
+
+    ``action`` is done on plan ``plan_id`` by a child that opens ``Workspace(root)`` (recovering
+    on open unless ``recover`` is False) and then dies by SIGKILL: before journal step
+    ``kill_before`` (in the hook); ``before``/``during``/``after`` its ``kill_at_mutation``-th
+    filesystem mutation (``during``: a ``create`` gets half its bytes, then the process dies);
+    or at ``kill_in``. ``announce`` prints ``started`` at step 0 (or before ``recover()``);
+    ``hold_at`` prints ``holding`` and blocks at that step until the parent kills it; ``user`` drops to that uid/gid.
+    The child prints ``result {json}`` or ``error {json}`` when it finishes.
+    """
     cfg = {
         "root": str(root),
         "plan_id": plan_id,
@@ -427,8 +441,7 @@ def _config(
         "kill_before": kill_before,
         "kill_at_mutation": kill_at_mutation,
         "mutation_mode": mutation_mode,
-        "kill_in_sync": kill_in_sync,
-        "kill_after_commit": kill_after_commit,
+        "kill_in": kill_in,
         "announce": announce,
         "hold_at": hold_at,
         "recover": recover,

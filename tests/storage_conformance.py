@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import pytest
@@ -80,6 +80,41 @@ class StorageConformance:
     @pytest.fixture
     def planter(self, storage: Storage) -> Planter:
         raise NotImplementedError("the backend's test class provides a planter for `storage`")
+
+    @pytest.fixture(autouse=True, params=["plain", "batched"])
+    def _mode(self, request: pytest.FixtureRequest, storage: Storage) -> Iterator[None]:
+        """Every test runs twice: as single calls, and inside one ``batch()`` (the apply path)."""
+        if request.param == "batched":
+            with storage.batch():
+                yield
+        else:
+            yield
+
+    # --- batch --------------------------------------------------------------------------------
+
+    def test_batch_forgets_folders_that_move_or_go(self, storage: Storage) -> None:
+        with storage.batch():
+            storage.mkdir(("a",))
+            storage.mkdir(("a", "b"))
+            put(storage, ("a", "b", "f"), b"f")
+            storage.rename(("a",), ("c",))
+            with pytest.raises(FileNotFoundError):
+                put(storage, ("a", "b", "g"), b"lost?")
+            assert storage.stat(("a", "b")) is None
+            put(storage, ("c", "b", "g"), b"g")
+            storage.mkdir(("a",))
+            storage.mkdir(("a", "b"))
+            put(storage, ("a", "b", "h"), b"h")
+            storage.remove_tree(("c",))
+            storage.mkdir(("c",))
+            with pytest.raises(FileNotFoundError):
+                put(storage, ("c", "b", "again"), b"x")
+            storage.rmdir(("c",))
+            storage.rename(("a", "b"), ("b",))
+            put(storage, ("b", "i"), b"i")
+        assert storage.stat(("c",)) is None
+        assert storage.listdir(("a",)) == []
+        assert sorted(storage.listdir(("b",))) == ["h", "i"]
 
     # --- stat ---------------------------------------------------------------------------------
 

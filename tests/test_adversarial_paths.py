@@ -29,10 +29,8 @@ from airlock import journal
 from airlock.errors import (
     AirlockError,
     InputError,
-    PlanFormatError,
     PlanStateError,
     StalePlanError,
-    UnsafePathError,
 )
 from airlock.paths import STATE_DIR
 from airlock.validate import Issue
@@ -167,10 +165,8 @@ def write(path: str, *, overwrite: bool = False, text: str = "") -> dict[str, An
     return {"op": "write", "path": path, "text": f"{MARK} {text}", "overwrite": overwrite}
 
 
-def refused_at_submit(
-    w: World, data: dict[str, Any], error: type[InputError], *fragments: str
-) -> InputError:
-    with pytest.raises(error) as caught:
+def refused_at_submit(w: World, data: dict[str, Any], *fragments: str) -> InputError:
+    with pytest.raises(InputError) as caught:
         w.ws.submit(data)
     text = str(caught.value)
     for fragment in fragments:
@@ -227,6 +223,19 @@ PATH_FIELDS = [
 ]
 
 
+def refused_in_every_field(w: World, value: str, *fragments: str) -> list[InputError]:
+    """``value`` as each path of each operation in turn: refused at submit every time."""
+    errors = []
+    for field in PATH_FIELDS:
+        try:
+            errors.append(refused_at_submit(w, make_plan(op_with(field, value)), *fragments))
+        except AssertionError as exc:
+            raise AssertionError(f"{value!r} as {field}: {exc}") from exc
+        except pytest.fail.Exception as exc:
+            raise AssertionError(f"{value!r} as {field}: {exc}") from exc
+    return errors
+
+
 def op_with(field: str, value: str) -> dict[str, Any]:
     kind, name = field.split(".")
     if kind == "mkdir":
@@ -254,12 +263,9 @@ TRAVERSALS = [
 ]
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize(("path", "problem"), TRAVERSALS, ids=[t[0] for t in TRAVERSALS])
-def test_traversal_at_every_depth_is_refused(
-    world: World, field: str, path: str, problem: str
-) -> None:
-    refused_at_submit(world, make_plan(op_with(field, path)), UnsafePathError, path, problem)
+def test_traversal_at_every_depth_is_refused(world: World, path: str, problem: str) -> None:
+    refused_in_every_field(world, path, path, problem)
 
 
 @pytest.mark.parametrize(
@@ -274,25 +280,22 @@ def test_traversal_at_every_depth_is_refused(
     ],
 )
 def test_traversal_in_the_scope_is_refused(world: World, scope: str) -> None:
-    refused_at_submit(world, make_plan(write("x.txt"), scope=scope), UnsafePathError, "contains")
+    refused_at_submit(world, make_plan(write("x.txt"), scope=scope), "contains")
 
 
 ABSOLUTES = ["/etc/passwd", "/", "//server/share", "/projects/Case-A-old/keep.txt"]
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize("path", [*ABSOLUTES, "OUTSIDE"])
-def test_absolute_paths_are_refused(world: World, field: str, path: str) -> None:
+def test_absolute_paths_are_refused(world: World, path: str) -> None:
     if path == "OUTSIDE":
         path = str(world.outside / "canary.txt")
-    refused_at_submit(world, make_plan(op_with(field, path)), UnsafePathError, "is absolute")
+    refused_in_every_field(world, path, "is absolute")
 
 
 def test_absolute_scope_is_refused(world: World) -> None:
     for scope in (str(world.outside), str(world.old), "/projects/Case-A"):
-        refused_at_submit(
-            world, make_plan(write("x.txt"), scope=scope), UnsafePathError, "absolute"
-        )
+        refused_at_submit(world, make_plan(write("x.txt"), scope=scope), "absolute")
 
 
 BACKSLASHES = [
@@ -304,15 +307,10 @@ BACKSLASHES = [
 ]
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize("path", BACKSLASHES)
-def test_backslashes_are_refused(world: World, field: str, path: str) -> None:
-    refused_at_submit(
-        world, make_plan(op_with(field, path)), UnsafePathError, "contains a backslash"
-    )
-    refused_at_submit(
-        world, make_plan(write("x"), scope=f"projects\\{path}"), UnsafePathError, "backslash"
-    )
+def test_backslashes_are_refused(world: World, path: str) -> None:
+    refused_in_every_field(world, path, "contains a backslash")
+    refused_at_submit(world, make_plan(write("x"), scope=f"projects\\{path}"), "backslash")
 
 
 CONTROLS = [
@@ -328,20 +326,15 @@ CONTROLS = [
 ]
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize("path", CONTROLS, ids=[repr(c) for c in CONTROLS])
-def test_control_characters_are_refused(world: World, field: str, path: str) -> None:
+def test_control_characters_are_refused(world: World, path: str) -> None:
     bad = next(ch for ch in path if unicodedata.category(ch) == "Cc")
-    error = refused_at_submit(
-        world,
-        make_plan(op_with(field, path)),
-        UnsafePathError,
-        f"contains the control character U+{ord(bad):04X}",
-    )
-    assert "\x00" not in str(error) and "\n" not in error.message, "the message shows it escaped"
+    problem = f"contains the control character U+{ord(bad):04X}"
+    for error in refused_in_every_field(world, path, problem):
+        shown = [error.message, *error.details]
+        assert not any(bad in line for line in shown), "the message shows the character escaped"
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize(
     ("path", "problem"),
     [
@@ -351,22 +344,20 @@ def test_control_characters_are_refused(world: World, field: str, path: str) -> 
         ("", "at least 1 character"),
     ],
 )
-def test_empty_components_are_refused(world: World, field: str, path: str, problem: str) -> None:
-    refused_at_submit(world, make_plan(op_with(field, path)), InputError, problem)
+def test_empty_components_are_refused(world: World, path: str, problem: str) -> None:
+    refused_in_every_field(world, path, problem)
 
 
 @pytest.mark.parametrize("scope", ["", "projects//Case-A", "projects/Case-A/"])
 def test_empty_scope_components_are_refused(world: World, scope: str) -> None:
-    refused_at_submit(world, make_plan(write("x"), scope=scope), InputError)
+    refused_at_submit(world, make_plan(write("x"), scope=scope))
 
 
 @pytest.mark.parametrize(
     "scope", [".airlock", ".airlock/trash", ".airlock/journal", ".airlock/locks/x"]
 )
 def test_scopes_in_airlock_state_are_refused(world: World, scope: str) -> None:
-    refused_at_submit(
-        world, make_plan(write("x.txt"), scope=scope), PlanFormatError, "'.airlock'", "own state"
-    )
+    refused_at_submit(world, make_plan(write("x.txt"), scope=scope), "'.airlock'", "own state")
 
 
 def test_airlock_lookalike_scope_is_outside_every_area(world: World) -> None:
@@ -393,23 +384,15 @@ LONG_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.parametrize(("name", "size"), LONG_NAMES, ids=["ascii", "accents", "emoji", "ext"])
-def test_over_long_names_are_refused(world: World, field: str, name: str, size: int) -> None:
-    refused_at_submit(
-        world,
-        make_plan(op_with(field, f"docs/{name}")),
-        UnsafePathError,
-        f"has a name of {size} bytes; the limit is 255",
-    )
+def test_over_long_names_are_refused(world: World, name: str, size: int) -> None:
+    refused_in_every_field(world, f"docs/{name}", f"has a name of {size} bytes; the limit is 255")
 
 
 def test_over_long_paths_are_refused(world: World) -> None:
     path = "/".join(["d" * 200] * 21)  # 4220 bytes, every name short enough
-    refused_at_submit(world, make_plan(write(path)), UnsafePathError, "longer than 4096 bytes")
-    refused_at_submit(
-        world, make_plan(write("x"), scope=f"projects/{'c' * 300}"), UnsafePathError, "300 bytes"
-    )
+    refused_at_submit(world, make_plan(write(path)), "longer than 4096 bytes")
+    refused_at_submit(world, make_plan(write("x"), scope=f"projects/{'c' * 300}"), "300 bytes")
 
 
 def test_a_name_of_exactly_255_bytes_applies(world: World) -> None:
@@ -1157,11 +1140,6 @@ def test_a_link_swapped_in_during_apply_never_lets_a_write_out(world: World, rac
                 assert SECRET not in file.read_bytes(), f"{file} holds outside bytes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalStorage.batch() reuses folder descriptors resolved before the racer acts, so a "
-    "write follows a folder moved out of the workspace (storage/local.py, _open_dir cache)",
-)
 def test_a_folder_moved_out_of_the_workspace_during_apply_takes_no_write_with_it(
     world: World,
 ) -> None:

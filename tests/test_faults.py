@@ -243,6 +243,28 @@ def test_read_only_from_the_start_with_state_elsewhere(mounts: Mounts, tmp_path:
         assert_clean_state(ws)
 
 
+def test_read_only_from_the_start_with_only_the_database_elsewhere(
+    mounts: Mounts, tmp_path: Path
+) -> None:
+    """The database can still be written, the workspace and its ``.airlock`` folder cannot."""
+    mnt = mounts.tmpfs(tmp_path / "mnt", "8m")
+    root = mnt / "ws"
+    url = sqlite_url(tmp_path / "airlock.db")
+    with Workspace.init(root, database_url=url) as ws:
+        make_tree(root, PRE_FILES, PRE_FOLDERS, PRE_LINKS)
+        prepare(ws, PLAN_ID, PLAN)
+        pre = take_snapshot(root)
+        mounts.remount(mnt, "ro")
+        with pytest.raises(StorageError, match="read-only") as failure:
+            ws.apply(PLAN_ID, actor=APPROVER)
+        assert "read-write" in failure.value.hint
+        assert ws.get(PLAN_ID).status == "approved"
+        assert_same(take_snapshot(root), pre, "read-only workspace, database elsewhere")
+        mounts.remount(mnt, "rw")
+        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert_clean_state(ws)
+
+
 def test_read_only_from_the_start_with_state_beside_it(mounts: Mounts, tmp_path: Path) -> None:
     """The whole workspace, database included, is read-only: a clear error, nothing changed."""
     mnt = mounts.tmpfs(tmp_path / "mnt", "8m")

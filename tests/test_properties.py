@@ -24,7 +24,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from airlock import journal, paths
@@ -52,6 +52,8 @@ COMMON = settings(
     deadline=None,
     derandomize=True,
     database=None,
+    # No "explain" phase: its line tracer makes a failing case take minutes to report.
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -504,8 +506,9 @@ class ApplyMachine(RuleBasedStateMachine):
         assert not list((self.root / STATE_DIR / "journal").glob("*.cursor"))
 
 
-ApplyMachine.TestCase.settings = settings(COMMON, max_examples=50, stateful_step_count=10)
-TestApplyMachine = ApplyMachine.TestCase
+ApplyMachine.TestCase.settings = settings(COMMON, max_examples=40, stateful_step_count=10)
+# A failing case takes minutes to shrink (each step is a real apply): let it finish reporting.
+TestApplyMachine = pytest.mark.timeout(900)(ApplyMachine.TestCase)
 
 
 # --- 2. the validation report predicts the post-apply tree (memory backend) --------------
@@ -628,6 +631,29 @@ NEARLY_VALID = st.fixed_dictionaries(
 )
 
 
+# A well-formed plan with arbitrary strings wherever a string goes.
+WELL_FORMED = st.fixed_dictionaries(
+    {
+        "scope": st.just("projects/Case") | GOOD_PATH.map("projects/".__add__),
+        "description": st.just("") | ANY_TEXT,
+        "author": st.just("agent") | ANY_TEXT,
+        "operations": st.lists(
+            st.one_of(
+                st.fixed_dictionaries(
+                    {"op": st.just("write"), "path": GOOD_PATH | ANY_TEXT, "text": ANY_TEXT}
+                ),
+                st.fixed_dictionaries({"op": st.just("mkdir"), "path": GOOD_PATH | ANY_TEXT}),
+                st.fixed_dictionaries(
+                    {"op": st.just("move"), "source": GOOD_PATH, "destination": ANY_TEXT}
+                ),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    }
+)
+
+
 def _json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -639,6 +665,8 @@ UNTRUSTED = st.one_of(
     PLAN_LIKE.map(json.dumps),
     NEARLY_VALID,
     NEARLY_VALID.map(_json_text),
+    WELL_FORMED,
+    WELL_FORMED.map(_json_text),
     st.text(max_size=40),
     st.binary(max_size=40),
 )
@@ -646,6 +674,9 @@ UNTRUSTED = st.one_of(
 
 @settings(COMMON, max_examples=600)
 @given(UNTRUSTED)
+@example({"scope": "projects/Case", "operations": [{"op": "write", "path": "a", "text": "\ud800"}]})
+@example('{"scope": "projects/Case", "operations": [{"op": "mkdir", "path": "\\ud800"}]}')
+@example(b'{"scope": "projects/Case", "operations": [{"op": "mkdir", "path": "\xff"}]}')
 def test_parse_plan_raises_only_input_errors(data: object) -> None:
     try:
         plan = parse_plan(data)

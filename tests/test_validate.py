@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airlock.errors import PlanFormatError, UnsafePathError
+from airlock.errors import InputError, PlanFormatError, UnsafePathError
 from airlock.paths import RelPath
 from airlock.plan import Plan, parse_plan
 from airlock.policy import Limits, Policy
@@ -179,8 +179,10 @@ def test_scope_folder_must_exist_and_be_a_folder() -> None:
 
 @pytest.mark.parametrize("path", ["../Other/x", "/etc/passwd", "a/../../x", "a//b", "a\\b", "."])
 def test_paths_out_of_scope_are_refused_before_validation(path: str) -> None:
-    with pytest.raises(UnsafePathError):
+    # Refused while parsing (as an UnsafePathError or as a field error of the plan format).
+    with pytest.raises((UnsafePathError, PlanFormatError)) as caught:
         plan(write(path))
+    assert isinstance(caught.value, InputError)
 
 
 def test_state_folder_cannot_be_a_scope() -> None:

@@ -242,3 +242,16 @@ def test_recovery_skips_a_transaction_whose_process_is_alive(ws: Workspace, root
     worker.join(30)
     assert seen == [1]
     assert os.path.exists(root / CASE / "later")
+
+
+def test_case_only_rename_is_not_a_collision_with_itself(ws: Workspace, root: Path) -> None:
+    record = ws.validate(
+        ws.submit(make_plan({"op": "move", "source": "notes.txt", "destination": "Notes.txt"})).id
+    )
+    assert record.status == "validated", record.validation
+    assert ws.apply(record.id).success
+    assert sorted(p.name for p in (root / CASE).iterdir()) == ["Notes.txt", "inbox"]
+    other = ws.validate(
+        ws.submit(make_plan({"op": "write", "path": "NOTES.txt", "text": "twin"})).id
+    )
+    assert other.status == "invalid"

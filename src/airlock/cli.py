@@ -578,7 +578,7 @@ def serve(
             and config is None
         ):
             raise_missing_workspace()
-        ws = Workspace(settings.workspace)
+        ws = Workspace(settings.workspace, database_url=settings.database_url)
         if settings.host not in LOOPBACK and not any_active_token(ws):
             ws.close()
             raise InputError(

@@ -139,9 +139,13 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE: take the write lock at BEGIN, so two processes never both read the audit
-        # chain's head and then race to append after it.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE: a writing transaction takes the write lock at BEGIN, so two processes never
+        # both read the audit chain's head and then race to append after it. Reads (an engine
+        # with the ``read_only`` option) begin deferred and, under WAL, never wait for writers.
+        if connection.get_execution_options().get("read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from airlock.errors import AirlockError, StorageError, UnsafePathError
+from airlock.errors import AirlockError, StorageError, UnsafePathError, storage_error
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.storage.base import Kind, Storage
 from airlock.validate import Change
@@ -128,7 +128,10 @@ class Cursor:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # e.g. the state folder's filesystem is read-only
+            raise storage_error(exc, "create the journal cursor", str(path)) from exc
 
     @staticmethod
     def read(path: Path) -> int | None:

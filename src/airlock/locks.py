@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from airlock.errors import BusyError
+from airlock.errors import BusyError, storage_error
 from airlock.paths import RelPath, render
 
 
@@ -29,7 +29,10 @@ def scope_lock(lock_dir: Path, scope: RelPath, timeout: float = 30.0) -> Iterato
     key = lock_key(scope)
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # e.g. the workspace's filesystem is read-only
+        raise storage_error(exc, "open the scope lock", str(path)) from exc
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -64,6 +64,14 @@ class Write(_Op):
     def _one_body(self) -> Write:
         if (self.text is None) == (self.base64 is None):
             raise ValueError("give exactly one of 'text' or 'base64'")
+        if self.text is not None:
+            try:
+                self.text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: cannot be written, hashed or stored
+                raise ValueError(
+                    "'text' is not valid Unicode (it holds a lone surrogate); "
+                    "send such content as 'base64'"
+                ) from None
         if self.base64 is not None:
             try:
                 base64.b64decode(self.base64, validate=True)
@@ -173,10 +181,17 @@ def new_plan_id() -> str:
 
 
 def check_plan_id(plan_id: str) -> str:
-    if not (1 <= len(plan_id) <= 100) or not all(c.isalnum() or c in "-_." for c in plan_id):
+    # ASCII only (no look-alike ids), and starting with a letter or digit: an id of dots
+    # ('..') would vanish from a URL path, which clients normalise.
+    if (
+        not (1 <= len(plan_id) <= 100)
+        or not plan_id.isascii()
+        or not plan_id[0].isalnum()
+        or not all(c.isalnum() or c in "-_." for c in plan_id)
+    ):
         raise PlanFormatError(
             f"plan id {plan_id!r} is not allowed",
-            hint="use 1-100 letters, digits, '-', '_' or '.'",
+            hint="use 1-100 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
         )
     return plan_id
 

@@ -9,6 +9,7 @@ those entries aside (into the rollback's trash, so even they are not lost) and s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from airlock.paths import RelPath, render
@@ -34,11 +35,22 @@ def _below(path: str, folder: str) -> bool:
     return path.startswith(folder + "/")
 
 
-def _drop(produced: dict[str, Change], altered: set[str], text: str) -> None:
-    """Forget ``text`` and everything below it (deleted, or moved away)."""
-    for key in [k for k in produced if k == text or _below(k, text)]:
-        del produced[key]
-    altered.difference_update({k for k in altered if k == text or _below(k, text)})
+def _ancestors(text: str) -> Iterator[str]:
+    """Every folder strictly above ``text``: 'a/b/c' gives 'a', 'a/b'."""
+    index = text.find("/")
+    while index != -1:
+        yield text[:index]
+        index = text.find("/", index + 1)
+
+
+def _drop(produced: dict[str, Change], altered: set[str], text: str, folder: bool) -> None:
+    """Forget ``text`` and, if it is a folder, everything below it (deleted, or moved away)."""
+    produced.pop(text, None)
+    altered.discard(text)
+    if folder:  # scanning is linear: only folders can have anything below them
+        for key in [k for k in produced if _below(k, text)]:
+            del produced[key]
+        altered.difference_update({k for k in altered if _below(k, text)})
 
 
 def content_digest(storage: Storage, path: RelPath) -> str | None:
@@ -68,19 +80,22 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
     # stale, so only their kind is checked (what the later changes produced is checked itself).
     altered: set[str] = set()
     for change in changes:
+        is_dir = change.kind == "dir"
         for text in (change.path, change.source):
             if text is not None:
-                altered.update(k for k in produced if _below(text, k))
-        if change.action == "move" and change.source is not None:
+                altered.update(k for k in _ancestors(text) if k in produced)
+        if change.action == "move" and change.source is not None and is_dir:
             # What the plan produced inside a moved folder now lives under its new path.
             source, size = change.source, len(change.source)
             inner = {k: v for k, v in produced.items() if _below(k, source)}
             moved = {k for k in altered if _below(k, source)}
-            _drop(produced, altered, source)
+            _drop(produced, altered, source, is_dir)
             produced.update({change.path + k[size:]: v for k, v in inner.items()})
             altered.update(change.path + k[size:] for k in moved)
+        elif change.action == "move" and change.source is not None:
+            _drop(produced, altered, change.source, is_dir)
         if change.action == "delete":
-            _drop(produced, altered, change.path)
+            _drop(produced, altered, change.path, is_dir)
         else:
             produced[change.path] = change
             altered.discard(change.path)

@@ -86,7 +86,7 @@ def create_token(ws: Workspace, name: str, role: Role, actor: str = "admin") -> 
 
 
 def list_tokens(ws: Workspace) -> list[dict[str, Any]]:
-    with ws.session() as session:
+    with ws.read_session() as session:
         return [
             {
                 "id": row.id,
@@ -114,7 +114,7 @@ def revoke_token(ws: Workspace, token_id: str, actor: str = "admin") -> None:
 
 
 def any_active_token(ws: Workspace) -> bool:
-    with ws.session() as session:
+    with ws.read_session() as session:
         return (
             session.scalars(
                 select(TokenRow.id).where(TokenRow.revoked_at.is_(None)).limit(1)
@@ -129,7 +129,7 @@ def authenticate(ws: Workspace, token: str) -> Principal | None:
     if len(parts) != 3 or parts[0] != "alk":
         return None
     token_id, secret = parts[1], parts[2]
-    with ws.session() as session:
+    with ws.read_session() as session:
         row = session.get(TokenRow, token_id)
         expected = row.secret_sha256 if row is not None else _hash("no such token")
         matches = hmac.compare_digest(_hash(secret), expected)

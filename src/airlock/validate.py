@@ -353,7 +353,7 @@ class _Simulation:
         if found[0] is not Kind.DIR:
             raise _Refused("not-a-folder", f"{render(parent)!r} is a {found[0]}, not a folder")
 
-    def _new_name(self, index: int, path: RelPath) -> None:
+    def _new_name(self, index: int, path: RelPath, renaming: RelPath | None = None) -> None:
         name = path[-1]
         size = len(name.encode("utf-8"))
         if size > self.name_max:
@@ -361,7 +361,12 @@ class _Simulation:
                 "name-too-long",
                 f"the name {name!r} is {size} bytes; this filesystem allows {self.name_max}",
             )
-        twins = self.view.siblings_folding_to(path)
+        twins = [
+            twin
+            for twin in self.view.siblings_folding_to(path)
+            # A case-only rename ("notes.txt" to "Notes.txt") does not collide with itself.
+            if renaming is None or (*path[:-1], twin) != renaming
+        ]
         if twins:
             raise _Refused(
                 "name-collision",
@@ -374,13 +379,18 @@ class _Simulation:
             self.warn(index, "spaces", f"{render(path)!r} begins or ends with a space")
 
     def _destination(
-        self, index: int, path: RelPath, overwrite: bool, incoming: Kind
+        self,
+        index: int,
+        path: RelPath,
+        overwrite: bool,
+        incoming: Kind,
+        renaming: RelPath | None = None,
     ) -> tuple[bool, str | None]:
         """Check a destination; return (replaces existing, its SHA-256)."""
         self._parent_must_be_folder(path)
         found = self.view.entry(path)
         if found is None:
-            self._new_name(index, path)
+            self._new_name(index, path, renaming)
             return False, None
         kind = found[0]
         if kind is Kind.FILE and incoming is not Kind.DIR:
@@ -544,7 +554,9 @@ class _Simulation:
             raise _Refused("into-itself", "a folder cannot be moved into itself")
         if kind is Kind.DIR:
             self._check_tree(source, for_copy=False)
-        replaces, before = self._destination(index, destination, op.overwrite, kind)
+        replaces, before = self._destination(
+            index, destination, op.overwrite, kind, renaming=source
+        )
         found = self.view.entry(source)
         assert found is not None
         size = found[1] if kind is Kind.FILE else 0

@@ -181,6 +181,9 @@ class Workspace:
             self.close()
             raise _database_error(exc, self.state_dir) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(read_only=True), expire_on_commit=False
+        )
         self.recovered: list[Recovered] = self.recover() if recover else []
 
     # --- set-up -------------------------------------------------------------------------------
@@ -223,6 +226,12 @@ class Workspace:
 
     _session = session
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only database transaction: it never waits for writers."""
+        with self._read_sessions.begin() as session:
+            yield session
+
     # --- plans ----------------------------------------------------------------------------------
 
     def submit(
@@ -262,13 +271,13 @@ class Workspace:
             return self._record(session, row)
 
     def get(self, plan_id: str) -> PlanRecord:
-        with self._session() as session:
+        with self.read_session() as session:
             return self._record(session, self._row(session, plan_id))
 
     def list_plans(
         self, *, status: str | None = None, scope: str | None = None
     ) -> list[PlanRecord]:
-        with self._session() as session:
+        with self.read_session() as session:
             query = select(PlanRow).order_by(PlanRow.created_at.desc())
             if status:
                 query = query.where(PlanRow.status == status)
@@ -464,7 +473,7 @@ class Workspace:
 
     def check_applyable(self, plan_id: str) -> None:
         """Raise the error ``apply`` would raise for the plan's status or approval, if any."""
-        with self._session() as session:
+        with self.read_session() as session:
             self._check_applyable(session, self._row(session, plan_id))
 
     def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, dict[str, Any]]:
@@ -522,7 +531,7 @@ class Workspace:
     # --- rollback -------------------------------------------------------------------------------
 
     def rollback_conflicts(self, plan_id: str) -> list[Conflict]:
-        with self._session() as session:
+        with self.read_session() as session:
             _row, _txn, changes = self._applied(session, plan_id)
         return find_conflicts(self.storage, changes)
 
@@ -777,11 +786,11 @@ class Workspace:
     # --- audit ----------------------------------------------------------------------------------
 
     def audit_verify(self) -> audit.ChainReport:
-        with self._session() as session:
+        with self.read_session() as session:
             return audit.verify(session)
 
     def audit_events(self, plan_id: str | None = None) -> list[dict[str, Any]]:
-        with self._session() as session:
+        with self.read_session() as session:
             return list(audit.events(session, plan_id))
 
     # --- helpers --------------------------------------------------------------------------------

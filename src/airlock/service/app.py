@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,25 +66,37 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _too_large(self.limit, send)
             return
+        # A chunked body is counted as it is read. Past the limit the 413 is sent from here and
+        # the app is told the client left: an exception raised into the app would reach it
+        # wrapped (task groups) and come out as a 400 "error parsing the body".
         seen = 0
+        started = False
+        refused = False
 
         async def counting() -> Message:
-            nonlocal seen
+            nonlocal seen, refused, started
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await _too_large(self.limit, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counting, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent; whatever the app answers is dropped
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, counting, guarded)
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -115,6 +130,20 @@ def error_body(error: AirlockError) -> dict[str, Any]:
     }
 
 
+def encodable(value: Any) -> Any:
+    """``value`` made JSON-encodable: a lone surrogate from a hostile request becomes the text
+    ``\\udXXX``, NaN the text ``nan``, so that echoing the input back never fails with a 500."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are not JSON
+    return value
+
+
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     from airlock.service import api, seed, web
 
@@ -138,7 +167,14 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     @app.exception_handler(AirlockError)
     async def _airlock_error(_request: Request, exc: AirlockError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-        return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+        return JSONResponse(
+            encodable(error_body(exc)), status_code=exc.http_status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but safe for input that JSON cannot encode
+        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.middleware("http")
     async def _log_requests(

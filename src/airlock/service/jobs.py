@@ -7,6 +7,7 @@ order they were started; different scopes run in parallel, up to ``apply_workers
 
 from __future__ import annotations
 
+import collections
 import secrets
 import threading
 import time
@@ -53,43 +54,56 @@ class Jobs:
         self.ws = ws
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-apply")
         self._jobs: dict[str, Job] = {}
-        self._scope_locks: dict[str, threading.Lock] = {}
+        # Per scope, the jobs waiting behind the one running. Only a scope's first job holds a
+        # worker, so a busy case never keeps jobs for idle cases waiting.
+        self._queues: dict[str, collections.deque[tuple[Job, bool]]] = {}
         self._guard = threading.Lock()
 
     def start(
         self, plan_id: str, kind: Literal["apply", "rollback"], actor: str, *, force: bool = False
     ) -> Job:
-        scope = tuple(self.ws.get(plan_id).plan.scope.split("/"))
+        key = lock_key(tuple(self.ws.get(plan_id).plan.scope.split("/")))
         job = Job(id="job_" + secrets.token_hex(6), plan_id=plan_id, kind=kind, actor=actor)
         with self._guard:
             self._jobs[job.id] = job
-            lock = self._scope_locks.setdefault(lock_key(scope), threading.Lock())
-        self._pool.submit(self._run, job, lock, force)
+            queue = self._queues.setdefault(key, collections.deque())
+            queue.append((job, force))
+            first = len(queue) == 1
+        if first:
+            self._pool.submit(self._drain, key)
         return job
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def _run(self, job: Job, lock: threading.Lock, force: bool) -> None:
+    def _drain(self, key: str) -> None:
+        """Run the scope's jobs in order until its queue is empty."""
+        while True:
+            with self._guard:
+                job, force = self._queues[key][0]
+            self._run(job, force)
+            with self._guard:
+                queue = self._queues[key]
+                queue.popleft()
+                if not queue:
+                    del self._queues[key]
+                    return
+
+    def _run(self, job: Job, force: bool) -> None:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
         try:
-            with lock:
-                job.state = "running"
-                result: ApplyResult
-                if job.kind == "apply":
-                    result = self.ws.apply(
-                        job.plan_id, actor=job.actor, progress=progress, lock_timeout=300
-                    )
-                else:
-                    result = self.ws.rollback(
-                        job.plan_id,
-                        actor=job.actor,
-                        force=force,
-                        progress=progress,
-                        lock_timeout=300,
-                    )
+            job.state = "running"
+            result: ApplyResult
+            if job.kind == "apply":
+                result = self.ws.apply(
+                    job.plan_id, actor=job.actor, progress=progress, lock_timeout=300
+                )
+            else:
+                result = self.ws.rollback(
+                    job.plan_id, actor=job.actor, force=force, progress=progress, lock_timeout=300
+                )
             job.result = result.to_dict()
             job.state = "succeeded" if result.success else "failed"
         except AirlockError as exc:

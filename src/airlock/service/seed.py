@@ -105,7 +105,11 @@ def _path(op: SeedOperation, index: int, *names: Literal["source", "destination"
 
 def to_core_plan(seed: SeedPlan) -> dict[str, Any]:
     try:
-        paths.check_name(seed.case_name, "case_name")
+        if len(paths.parse(seed.case_name, "case_name")) != 1:
+            raise UnsafePathError(
+                f"case_name {seed.case_name!r} contains '/'",
+                hint="give the case folder's own name, e.g. 'Abby-Sitgraves-MVA-7-13-2024'",
+            )
     except UnsafePathError as exc:
         raise InputError(
             f"{exc.message}; case_name is one folder name under projects/", hint=exc.hint
@@ -285,7 +289,7 @@ def health(ws: WorkspaceDep) -> Health:
     projects = (root / "projects").is_dir() and os.access(root / "projects", os.R_OK | os.X_OK)
     writable = mounted and os.access(ws.state_dir, os.W_OK)
     try:
-        with ws.session() as session:
+        with ws.read_session() as session:
             session.execute(text("SELECT 1"))
         store = True
     except Exception:  # the store is down: say so, do not fail the health check itself

@@ -1,7 +1,425 @@
-"""The review web page (placeholder until the web page lands)."""
+"""The review web page: where a person signs in, reviews a plan, decides, applies and rolls back.
+
+Server-rendered (Jinja2 templates in ``templates/``, CSS and one small script in ``static/``), no
+build step. Every action goes through the same Workspace and Jobs objects as the HTTP API, and the
+same role checks: a page only hides buttons a role may not use; the core refuses the action itself.
+
+Sign-in stores the token in an HttpOnly, SameSite=Strict cookie (``airlock_token``) that
+:func:`airlock.service.deps.caller` reads. CSRF: every change is a POST, and a SameSite=Strict
+cookie is never sent with a request started by another site, so a forged cross-site form arrives
+unauthenticated; with that, no separate CSRF token is needed. Pages also forbid framing.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from airlock.errors import (
+    AirlockError,
+    AuthenticationError,
+    NotFoundError,
+    NotPermittedError,
+    RollbackConflictError,
+)
+from airlock.report import human_bytes
+from airlock.service import review
+from airlock.service.deps import COOKIE, caller
+from airlock.service.jobs import Jobs
+from airlock.tokens import Principal, Role, authenticate
+from airlock.workspace import DECIDABLE, VALIDATABLE, PlanRecord, Workspace
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+STATIC_TYPES = {"airlock.css": "text/css", "airlock.js": "text/javascript"}
+STATIC_VERSION = hashlib.sha256(
+    b"".join((STATIC / name).read_bytes() for name in sorted(STATIC_TYPES))
+).hexdigest()[:12]
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["bytes"] = lambda size: "—" if size is None else human_bytes(int(size))
+templates.env.filters["age"] = review.age
+templates.env.filters["when"] = review.when
+templates.env.globals.update(
+    static_version=STATIC_VERSION,
+    tabs=review.TABS,
+    status_labels=review.STATUS_LABELS,
+    event_labels=review.EVENT_LABELS,
+    event_summary=review.event_summary,
+    change_badges=review.change_badges,
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+DONE_MESSAGES = {
+    "approved": "Approved. The approval is bound to this exact plan (its digest).",
+    "rejected": "Rejected. The plan will not be applied.",
+    "validated": "Checked again against the files as they are now.",
+}
+
+PLAN_LIST_LIMIT = 200
+
+
+def _ws(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.ws
+    return ws
+
+
+def _jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+def _root(request: Request) -> str:
+    root: str = request.scope.get("root_path", "")
+    return root
+
+
+def _ui(request: Request, path: str = "/") -> str:
+    return _root(request) + "/ui" + path
+
+
+def _who(request: Request) -> Principal | None:
+    try:
+        return caller(request)
+    except AuthenticationError:
+        return None
+
+
+def _to_sign_in(request: Request, plan_id: str | None = None) -> RedirectResponse:
+    """To the sign-in form, and from there back here (or, after a form, to the plan's page)."""
+    if plan_id is not None:
+        here = _ui(request, f"/plans/{quote(plan_id, safe='')}")
+    else:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(_ui(request, "/sign-in?next=" + quote(here, safe="")), 303)
+
+
+def _page(
+    request: Request,
+    name: str,
+    who: Principal | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    root = _root(request)
+    context.update(who=who, ui=root + "/ui", api=root + "/api/v1", Role=Role)
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _error_page(request: Request, who: Principal | None, error: AirlockError) -> HTMLResponse:
+    return _page(request, "error.html", who, error.http_status, error=error)
+
+
+def _succeeds(action: Callable[[], object]) -> bool:
+    try:
+        action()
+    except AirlockError:
+        return False
+    return True
+
+
+# --- static files and sign-in ---------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> FileResponse:
+    if name not in STATIC_TYPES:
+        raise HTTPException(status_code=404)
+    return FileResponse(
+        STATIC / name,
+        media_type=STATIC_TYPES[name],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _safe_next(request: Request, target: str) -> str:
+    """Only a path on this page (never another site) may follow sign-in."""
+    base = _ui(request, "/")
+    if target.startswith(base) and not target.startswith("//") and "\\" not in target:
+        return target
+    return base
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_form(request: Request, next: str = "") -> Response:
+    return _page(request, "sign_in.html", _who(request), next=_safe_next(request, next))
+
+
+@router.post("/sign-in", response_class=HTMLResponse)
+def sign_in(
+    request: Request,
+    token: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    principal = authenticate(_ws(request), token.strip()) if token.strip() else None
+    if principal is None:
+        return _page(
+            request,
+            "sign_in.html",
+            None,
+            401,
+            next=_safe_next(request, next),
+            failed="That token was not accepted: it is unknown, mistyped or revoked.",
+        )
+    response = RedirectResponse(_safe_next(request, next), 303)
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request) -> RedirectResponse:
+    response = RedirectResponse(_ui(request, "/sign-in"), 303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# --- the list of plans -----------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def plans(request: Request, tab: str = "review") -> Response:
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request)
+    ws = _ws(request)
+    try:
+        who.require(Role.AGENT, "read plans")
+        listed = ws.list_plans()
+    except AirlockError as exc:
+        return _error_page(request, who, exc)
+    if tab not in dict(review.TABS):
+        tab = "review"
+    counts: dict[str, int] = {key: 0 for key, _label in review.TABS}
+    shown: list[PlanRecord] = []
+    for record in listed:
+        full = ws.get(record.id) if record.status == "validated" else record
+        needs = bool(full.validation and full.validation.needs_approval)
+        where = review.tab_of(record.status, needs)
+        counts[where] += 1
+        if where == tab and len(shown) < PLAN_LIST_LIMIT:
+            shown.append(full if full.validation is not None else ws.get(record.id))
+    return _page(
+        request,
+        "plans.html",
+        who,
+        tab=tab,
+        counts=counts,
+        plans=shown,
+        more=counts[tab] - len(shown),
+    )
+
+
+# --- one plan --------------------------------------------------------------------------------
+
+
+def _plan_page(
+    request: Request,
+    who: Principal,
+    plan_id: str,
+    *,
+    error: AirlockError | None = None,
+    done: str = "",
+    job_id: str = "",
+) -> HTMLResponse:
+    ws = _ws(request)
+    # The job first: a job seen finished has already recorded the plan's new state.
+    job = _jobs(request).get(job_id) if job_id else None
+    if job is not None and job.plan_id != plan_id:
+        job = None
+    job_finished = job is not None and job.finished.is_set()
+    job_seen = job.to_dict() if job is not None else None
+    try:
+        who.require(Role.AGENT, "read plans")
+        record = ws.get(plan_id)
+    except AirlockError as exc:
+        return _error_page(request, who, exc)
+    validation = record.validation
+    changes = validation.changes if validation else []
+    listing, truncated = review.list_scope(ws.storage, record.plan.scope)
+    applied = record.status in ("applied", "rolling_back")
+    trees = review.build_trees(
+        record.plan.scope, listing, changes, applied=applied, truncated=truncated
+    )
+    chain = ws.audit_verify()
+    return _page(
+        request,
+        "plan.html",
+        who,
+        error.http_status if error else 200,
+        record=record,
+        plan=record.plan,
+        validation=validation,
+        changes=changes,
+        scope=record.plan.scope,
+        rel=lambda path: review.scope_relative(path or "", record.plan.scope),
+        trees=trees,
+        previews=review.previews(record.plan, changes),
+        events=ws.audit_events(plan_id),
+        chain=chain,
+        tab=review.tab_of(record.status, bool(validation and validation.needs_approval)),
+        can_decide=who.role.allows(Role.APPROVER) and record.status in DECIDABLE,
+        is_author=who.name == record.plan.author,
+        can_apply=_succeeds(lambda: ws.check_applyable(plan_id)),
+        can_validate=record.status in VALIDATABLE,
+        can_roll_back=who.role.allows(Role.APPROVER) and record.status == "applied",
+        job=job_seen,
+        job_finished=job_finished,
+        error=error,
+        done=DONE_MESSAGES.get(done, ""),
+    )
+
+
+@router.get("/plans/{plan_id}", response_class=HTMLResponse)
+def plan(request: Request, plan_id: str, done: str = "", job: str = "") -> Response:
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request)
+    return _plan_page(request, who, plan_id, done=done, job_id=job)
+
+
+def _act(
+    request: Request, plan_id: str, needed: Role, what: str, action: Callable[[Principal], str]
+) -> Response:
+    """Run a form's action as the signed-in person; on success go back to the plan (POST, then
+    redirect, then GET), on a refusal show the plan again with the reason and its status code."""
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request, plan_id)
+    try:
+        who.require(needed, what)
+        query = action(who)
+    except NotFoundError as exc:
+        return _error_page(request, who, exc)
+    except AirlockError as exc:
+        return _plan_page(request, who, plan_id, error=exc)
+    return RedirectResponse(_ui(request, f"/plans/{quote(plan_id, safe='')}?{query}"), 303)
+
+
+Comment = Annotated[str, Form(max_length=10_000)]
+
+
+@router.post("/plans/{plan_id}/approve")
+def approve(request: Request, plan_id: str, comment: Comment = "") -> Response:
+    def run(who: Principal) -> str:
+        _ws(request).approve(plan_id, actor=who.name, comment=comment.strip())
+        return "done=approved"
+
+    return _act(request, plan_id, Role.APPROVER, "approve plans", run)
+
+
+@router.post("/plans/{plan_id}/reject")
+def reject(request: Request, plan_id: str, comment: Comment = "") -> Response:
+    def run(who: Principal) -> str:
+        _ws(request).reject(plan_id, actor=who.name, comment=comment.strip())
+        return "done=rejected"
+
+    return _act(request, plan_id, Role.APPROVER, "reject plans", run)
+
+
+@router.post("/plans/{plan_id}/validate")
+def revalidate(request: Request, plan_id: str) -> Response:
+    def run(who: Principal) -> str:
+        _ws(request).validate(plan_id, actor=who.name)
+        return "done=validated"
+
+    return _act(request, plan_id, Role.AGENT, "validate plans", run)
+
+
+@router.post("/plans/{plan_id}/apply")
+def apply(request: Request, plan_id: str) -> Response:
+    def run(who: Principal) -> str:
+        _ws(request).check_applyable(plan_id)
+        job = _jobs(request).start(plan_id, "apply", who.name)
+        return "job=" + job.id
+
+    return _act(request, plan_id, Role.AGENT, "apply plans", run)
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+
+def _rollback_page(
+    request: Request, who: Principal, plan_id: str, error: AirlockError | None = None
+) -> HTMLResponse:
+    ws = _ws(request)
+    try:
+        who.require(Role.APPROVER, "roll back plans")
+        record = ws.get(plan_id)
+        conflicts = ws.rollback_conflicts(plan_id)
+    except (NotFoundError, NotPermittedError) as exc:
+        return _error_page(request, who, exc)
+    except AirlockError as exc:  # e.g. not applied, or its kept-aside files were purged
+        return _plan_page(request, who, plan_id, error=exc)
+    return _page(
+        request,
+        "rollback.html",
+        who,
+        error.http_status if error else 200,
+        record=record,
+        plan=record.plan,
+        counts=record.validation.counts if record.validation else {},
+        conflicts=conflicts,
+        rel=lambda path: review.scope_relative(path, record.plan.scope),
+        error=error,
+    )
+
+
+@router.get("/plans/{plan_id}/rollback", response_class=HTMLResponse)
+def rollback_form(request: Request, plan_id: str) -> Response:
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request)
+    return _rollback_page(request, who, plan_id)
+
+
+@router.post("/plans/{plan_id}/rollback")
+def rollback(request: Request, plan_id: str, force: Annotated[bool, Form()] = False) -> Response:
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request, plan_id)
+    ws = _ws(request)
+    try:
+        who.require(Role.APPROVER, "roll back plans")
+        conflicts = ws.rollback_conflicts(plan_id)
+    except (NotFoundError, NotPermittedError) as exc:
+        return _error_page(request, who, exc)
+    except AirlockError as exc:
+        return _plan_page(request, who, plan_id, error=exc)
+    if conflicts and not force:
+        refusal = RollbackConflictError(
+            f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} path(s) "
+            "changed since it was applied",
+            hint="review them below; tick “roll back anyway” to set them aside and roll back",
+        )
+        return _rollback_page(request, who, plan_id, error=refusal)
+    try:
+        job = _jobs(request).start(plan_id, "rollback", who.name, force=force)
+    except AirlockError as exc:
+        return _plan_page(request, who, plan_id, error=exc)
+    return RedirectResponse(_ui(request, f"/plans/{quote(plan_id, safe='')}?job={job.id}"), 303)

@@ -84,6 +84,8 @@ class LocalStorage(Storage):
         self._openat2 = self._probe_openat2() if use_openat2 is None else use_openat2
         self._name_max = os.statvfs(self.root).f_namemax
         self._local = _BatchState()
+        self._real_root = os.path.realpath(self.root)
+        self._can_verify = os.path.isdir("/proc/self/fd")
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -142,10 +144,11 @@ class LocalStorage(Storage):
     def batch(self) -> Iterator[None]:
         """Reuse folder descriptors until the block ends (the engine holds the scope lock).
 
-        Within a batch a folder is resolved (safely) once, then reused; renaming or removing a
-        folder drops it and everything cached below it.
+        Within a batch a folder is resolved (safely) once, then reused while ``/proc/self/fd``
+        shows it still at its path; renaming or removing a folder drops it and everything
+        cached below it. Without ``/proc`` there is no reuse.
         """
-        if self._cache is not None:  # already batching
+        if self._cache is not None or not self._can_verify:  # already batching, or no /proc
             yield
             return
         self._cache = {}
@@ -157,6 +160,14 @@ class LocalStorage(Storage):
             self._cache_fds = set()
             for fd in cache.values():
                 os.close(fd)
+
+    def _still_at(self, fd: int, path: RelPath) -> bool:
+        """Whether the folder behind a cached descriptor still sits at ``path`` (one readlink)."""
+        expected = self._real_root if not path else f"{self._real_root}/{render(path)}"
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}") == expected
+        except OSError:
+            return False
 
     def _release(self, fd: int) -> None:
         if fd not in self._cache_fds:
@@ -185,7 +196,9 @@ class LocalStorage(Storage):
         if self._cache is not None:
             cached = self._cache.get(path)
             if cached is not None:
-                return cached
+                if self._still_at(cached, path):
+                    return cached
+                self._forget(path)  # moved or replaced since: resolve it again, safely
             fd = self._resolve_dir(path)
             if len(self._cache) < 4096:
                 self._cache[path] = fd

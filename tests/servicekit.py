@@ -229,7 +229,9 @@ def child_env() -> dict[str, str]:
 
 
 @contextmanager
-def served_process(root: Path, log: Path, *, deadline: float = STARTUP_DEADLINE) -> Iterator[ServerProcess]:
+def served_process(
+    root: Path, log: Path, *, deadline: float = STARTUP_DEADLINE
+) -> Iterator[ServerProcess]:
     """``python -m airlock serve --workspace root --port P`` until ``/health`` answers."""
     for _attempt in range(5):
         port = free_port()

@@ -197,7 +197,9 @@ def test_submit_list_show_validate(service: Service) -> None:
 
     shown = json_of(agent.get(f"{API}/plans/{plan_id}"))
     assert shown["plan_id"] == plan_id
-    assert shown["operations"] == [{"op": "write", "path": "new.txt", "text": "new.txt\n", "overwrite": False}]
+    assert shown["operations"] == [
+        {"op": "write", "path": "new.txt", "text": "new.txt\n", "overwrite": False}
+    ]
     assert shown["validation"]["valid"] is True
 
     response = agent.post(f"{API}/plans/{unvalidated['plan_id']}/validate")
@@ -447,9 +449,7 @@ ROUTES = [
     Route(
         "approve", "POST", f"{API}/plans/{{plan_id}}/approve", Role.APPROVER, 200, _needs_approval
     ),
-    Route(
-        "reject", "POST", f"{API}/plans/{{plan_id}}/reject", Role.APPROVER, 200, _needs_approval
-    ),
+    Route("reject", "POST", f"{API}/plans/{{plan_id}}/reject", Role.APPROVER, 200, _needs_approval),
     Route("apply", "POST", f"{API}/plans/{{plan_id}}/apply", Role.AGENT, 202, _validated),
     Route(
         "rollback-conflicts",
@@ -757,8 +757,10 @@ def test_planted_symlinks_are_never_doors(
     if response.status_code == 201:
         record = json_of(response)
         assert record["status"] == "invalid", record["validation"]
-        assert any("symlink" in e["message"] or "symbolic link" in e["message"]
-                   for e in record["validation"]["errors"]), record["validation"]
+        assert any(
+            "symlink" in e["message"] or "symbolic link" in e["message"]
+            for e in record["validation"]["errors"]
+        ), record["validation"]
         check_error(agent.post(f"{API}/plans/{record['plan_id']}/apply"), 409)
         approver.post(f"{API}/plans/{record['plan_id']}/approve")
         check_error(agent.post(f"{API}/plans/{record['plan_id']}/apply"), 409)
@@ -766,9 +768,7 @@ def test_planted_symlinks_are_never_doors(
     assert snapshot(outside.parent) == outside_before
 
 
-def test_symlink_is_an_entry_to_move_or_delete(
-    service: Service, outside: Path, doors: str
-) -> None:
+def test_symlink_is_an_entry_to_move_or_delete(service: Service, outside: Path, doors: str) -> None:
     agent, approver = service.client(Role.AGENT), service.client(Role.APPROVER)
     folder = service.root / doors
     outside_before = snapshot(outside.parent)
@@ -787,9 +787,7 @@ def test_symlink_is_an_entry_to_move_or_delete(
     assert snapshot(outside.parent) == outside_before, "the link's target is never touched"
 
 
-def test_symlink_swapped_in_after_review_is_refused(
-    service: Service, outside: Path
-) -> None:
+def test_symlink_swapped_in_after_review_is_refused(service: Service, outside: Path) -> None:
     agent = service.client(Role.AGENT)
     scope = new_case(service, {"sub/a.txt": b"alpha\n"})
     folder = service.root / scope
@@ -1081,7 +1079,10 @@ def test_many_applies_at_once(service: Service) -> None:
 def test_one_server_per_workspace_object_shares_state(service: Service) -> None:
     """A second app over the same Workspace sees the same plans (state lives in the store)."""
     plan_id = lib_validated(service, additive(new_case(service)))
-    with serve_app(service.ws) as url, httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {service.tokens[Role.AGENT]}"}
-    ) as client:
+    with (
+        serve_app(service.ws) as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {service.tokens[Role.AGENT]}"}
+        ) as client,
+    ):
         assert json_of(client.get(f"{API}/plans/{plan_id}"))["status"] == "validated"

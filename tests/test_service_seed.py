@@ -82,7 +82,11 @@ def reorganisation(plan_id: str = "", requires_approval: bool = False) -> dict[s
                 "destination": "Imaging/2024-08-05 MRI lumbar.pdf",
             },
             {"type": "delete", "source": "Thumbs.db"},
-            {"type": "write_file", "destination": "INDEX.md", "content": "# Index\n\nPolice report\n"},
+            {
+                "type": "write_file",
+                "destination": "INDEX.md",
+                "content": "# Index\n\nPolice report\n",
+            },
         ],
         "created_by": TOKEN_NAMES[Role.AGENT],
         "requires_approval": requires_approval,
@@ -97,7 +101,11 @@ def additive(plan_id: str, requires_approval: bool = False) -> dict[str, Any]:
         "description": "Add a summary note.",
         "operations": [
             {"type": "create_dir", "destination": "Summaries"},
-            {"type": "write_file", "destination": "Summaries/summary.txt", "content": "All good.\n"},
+            {
+                "type": "write_file",
+                "destination": "Summaries/summary.txt",
+                "content": "All good.\n",
+            },
         ],
         "created_by": TOKEN_NAMES[Role.AGENT],
         "requires_approval": requires_approval,
@@ -228,7 +236,9 @@ def test_execute_mutation_plan(service: Service) -> None:
     check_validation(report, "mutation-0001")
     assert report["valid"] is True
     assert report["operation_count"] == 2
-    assert report["estimated_size_change_mb"] == pytest.approx(len(b"All good.\n") / 1_048_576, abs=1e-6)
+    assert report["estimated_size_change_mb"] == pytest.approx(
+        len(b"All good.\n") / 1_048_576, abs=1e-6
+    )
 
     # purely additive, no approval asked: the policy lets it apply at once
     response = agent.post("/plans/mutation-0001/apply")
@@ -284,9 +294,7 @@ def test_requires_approval_false_never_bypasses_policy(service: Service) -> None
 
 
 @pytest.mark.parametrize("approved_by", [TOKEN_NAMES[Role.AGENT], "Jane Attorney", None])
-def test_agent_cannot_approve_even_naming_itself(
-    service: Service, approved_by: str | None
-) -> None:
+def test_agent_cannot_approve_even_naming_itself(service: Service, approved_by: str | None) -> None:
     agent = service.client(Role.AGENT)
     body = reorganisation("self-approve")
     assert agent.post("/plans", json=body).status_code == 200
@@ -395,12 +403,20 @@ def test_health(service: Service) -> None:
             "",
         ),
         (
-            {"plan_id": "", "case_name": DEMO_CASE, "operations": [{"type": "move", "source": "a"}]},
+            {
+                "plan_id": "",
+                "case_name": DEMO_CASE,
+                "operations": [{"type": "move", "source": "a"}],
+            },
             400,
             "destination",
         ),
         (
-            {"plan_id": "", "case_name": "", "operations": [{"type": "create_dir", "destination": "x"}]},
+            {
+                "plan_id": "",
+                "case_name": "",
+                "operations": [{"type": "create_dir", "destination": "x"}],
+            },
             400,
             "case_name",
         ),
@@ -414,7 +430,11 @@ def test_health(service: Service) -> None:
             "case_name",
         ),
         (
-            {"plan_id": "", "case_name": "..", "operations": [{"type": "create_dir", "destination": "x"}]},
+            {
+                "plan_id": "",
+                "case_name": "..",
+                "operations": [{"type": "create_dir", "destination": "x"}],
+            },
             400,
             "case_name",
         ),

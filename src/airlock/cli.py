@@ -572,11 +572,7 @@ def serve(
 
     with _guard(as_json):
         settings = load_settings(config).with_overrides(workspace=workspace, host=host, port=port)
-        if (
-            workspace is None
-            and "AIRLOCK_WORKSPACE" not in os.environ
-            and config is None
-        ):
+        if workspace is None and "AIRLOCK_WORKSPACE" not in os.environ and config is None:
             raise_missing_workspace()
         ws = Workspace(settings.workspace, database_url=settings.database_url)
         if settings.host not in LOOPBACK and not any_active_token(ws):

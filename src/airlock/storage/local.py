@@ -85,7 +85,7 @@ class LocalStorage(Storage):
         self._name_max = os.statvfs(self.root).f_namemax
         self._local = _BatchState()
         self._real_root = os.path.realpath(self.root)
-        self._can_verify = os.path.isdir("/proc/self/fd")
+        self._can_verify = Path("/proc/self/fd").is_dir()
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class LocalStorage(Storage):
         """Whether the folder behind a cached descriptor still sits at ``path`` (one readlink)."""
         expected = self._real_root if not path else f"{self._real_root}/{render(path)}"
         try:
-            return os.readlink(f"/proc/self/fd/{fd}") == expected
+            return os.readlink(f"/proc/self/fd/{fd}") == expected  # noqa: PTH115 - hot path
         except OSError:
             return False
 

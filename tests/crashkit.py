@@ -7,8 +7,9 @@
 * :func:`run_child` / :func:`start_child` run a real child process (``sys.executable -c``) that
   opens the workspace and applies, rolls back or recovers a plan, and kills itself with SIGKILL at
   a chosen instant: before journal step N (through the ``hook``), before, during or after its
-  M-th filesystem mutation, in the final ``sync``, or after the commit. The parent can also kill
-  it at a random moment (:func:`start_child` with ``announce=True``).
+  M-th filesystem mutation, before its journal cursor exists, in the final ``sync``, or after
+  the commit. The parent can also kill it at a random moment (:func:`start_child` with
+  ``announce=True``). Scenarios on separate workspaces run in parallel (:func:`run_parallel`).
 """
 
 from __future__ import annotations

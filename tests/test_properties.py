@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from airlock import journal, paths
-from airlock.errors import PlanFormatError, UnsafePathError
+from airlock.errors import PlanFormatError, RollbackConflictError, UnsafePathError
 from airlock.journal import Cursor, Step
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.plan import Plan, Write, parse_plan
@@ -433,6 +434,19 @@ class ApplyMachine(RuleBasedStateMachine):
         self.applied += 1
         assert snapshot_disk(self.root) == expected
         assert self.ws.rollback_conflicts(record.id) == []
+        assert result.transaction_id is not None
+        applied_steps = journal.compile_apply(report.changes, result.transaction_id)
+        rollback_steps = journal.compile_rollback(applied_steps, "TXN")
+        mode = data.draw(st.sampled_from(["clean", "clean", "plant", "crash"]))
+        plantable = plantable_steps(rollback_steps, expected)
+        if mode == "plant" and plantable:
+            self._failed_rollback(record.id, applied_steps, data.draw(st.sampled_from(plantable)))
+            assert snapshot_disk(self.root) == expected
+        if mode == "crash":
+            self._interrupted_rollback(
+                record.id, data.draw(st.integers(0, len(rollback_steps) - 1))
+            )
+            assert snapshot_disk(self.root) == expected
         self.ws.rollback(record.id, actor="approver")
         self.rolled_back += 1
         assert self.ws.get(record.id).status == "rolled_back"
@@ -456,43 +470,83 @@ class ApplyMachine(RuleBasedStateMachine):
         (cursor,) = (self.root / STATE_DIR / "journal").glob("*.cursor")
         return cursor.stem
 
-    def _failed_apply(self, plan_id: str, changes: list[Change], index: int) -> None:
-        """Make step ``index`` fail for real (its destination is taken) and check the undo."""
-        planted: list[Path] = []
+    def _planting_hook(
+        self, compile_steps: Callable[[str], list[Step]], index: int, planted: list[Path]
+    ) -> Callable[[int], None]:
+        """A hook that, before step ``index``, puts a file where that step puts its entry."""
 
         def hook(step_index: int) -> None:
             if step_index == index:
-                steps = journal.compile_apply(changes, self._txn_id())
+                steps = compile_steps(self._txn_id())
                 path = self.root.joinpath(*_destination(steps[index]))
                 path.write_bytes(b"planted")
                 planted.append(path)
 
-        result = self.ws.apply(plan_id, actor="agent", hook=hook)
-        assert not result.success
-        assert result.error is not None and f"step {index} " in result.error
-        self.failed += 1
-        assert self.ws.get(plan_id).status == "failed"
+        return hook
+
+    def _remove_planted(self, planted: list[Path]) -> None:
         (path,) = planted
         assert path.read_bytes() == b"planted"
         path.unlink()
         assert not list((self.root / STATE_DIR / "journal").glob("*.cursor"))
 
-    def _interrupted_apply(self, plan_id: str, index: int) -> None:
-        """The process dies before step ``index`` (the hook raises); recovery undoes it."""
+    def _failed_apply(self, plan_id: str, changes: list[Change], index: int) -> None:
+        """Make apply step ``index`` fail for real (its destination is taken): all is undone."""
+        planted: list[Path] = []
 
+        def compile_steps(txn_id: str) -> list[Step]:
+            return journal.compile_apply(changes, txn_id)
+
+        hook = self._planting_hook(compile_steps, index, planted)
+        result = self.ws.apply(plan_id, actor="agent", hook=hook)
+        assert not result.success
+        assert result.error is not None and f"step {index} " in result.error
+        self.failed += 1
+        assert self.ws.get(plan_id).status == "failed"
+        self._remove_planted(planted)
+
+    def _failed_rollback(self, plan_id: str, applied: list[Step], index: int) -> None:
+        """Make rollback step ``index`` fail for real: the rollback is undone, still applied."""
+        planted: list[Path] = []
+
+        def compile_steps(txn_id: str) -> list[Step]:
+            return journal.compile_rollback(applied, txn_id)
+
+        hook = self._planting_hook(compile_steps, index, planted)
+        with pytest.raises(RollbackConflictError, match=f"step {index} "):
+            self.ws.rollback(plan_id, actor="approver", hook=hook)
+        self.failed += 1
+        assert self.ws.get(plan_id).status == "applied"
+        self._remove_planted(planted)
+
+    @staticmethod
+    def _crash_before(index: int) -> Callable[[int], None]:
         def hook(step_index: int) -> None:
             if step_index == index:
                 raise OSError(5, "injected failure before step", str(step_index))
 
-        with pytest.raises(OSError, match="injected failure"):
-            self.ws.apply(plan_id, actor="agent", hook=hook)
-        # A hook's exception is a crash, not a step failure: nothing is undone in-process.
-        assert self.ws.get(plan_id).status == "applying"
+        return hook
+
+    def _recover(self, plan_id: str, index: int, status: str) -> None:
         recovered = self.ws.recover(actor="operator")
         assert [r.plan_id for r in recovered] == [plan_id]
         assert recovered[0].steps_undone == index + 1
         self.recovered += 1
-        assert self.ws.get(plan_id).status == "failed"
+        assert self.ws.get(plan_id).status == status
+
+    def _interrupted_apply(self, plan_id: str, index: int) -> None:
+        """The process dies before step ``index`` (the hook raises); recovery undoes it."""
+        with pytest.raises(OSError, match="injected failure"):
+            self.ws.apply(plan_id, actor="agent", hook=self._crash_before(index))
+        # A hook's exception is a crash, not a step failure: nothing is undone in-process.
+        assert self.ws.get(plan_id).status == "applying"
+        self._recover(plan_id, index, "failed")
+
+    def _interrupted_rollback(self, plan_id: str, index: int) -> None:
+        with pytest.raises(OSError, match="injected failure"):
+            self.ws.rollback(plan_id, actor="approver", hook=self._crash_before(index))
+        assert self.ws.get(plan_id).status == "rolling_back"
+        self._recover(plan_id, index, "applied")
 
     # invariants
 
@@ -554,18 +608,49 @@ def test_validation_predicts_the_applied_tree(data: st.DataObject) -> None:
         assert isinstance(op, Write)
         return op.content()
 
+    steps = journal.compile_apply(report.changes, "t-apply")
+    back = journal.compile_rollback(steps, "t-rollback")
     with tempfile.TemporaryDirectory() as tmp:
-        steps = journal.compile_apply(report.changes, "t-apply")
-        cursor = Cursor(Path(tmp) / "apply.cursor")
-        journal.run_steps(storage, steps, cursor, content)
-        cursor.remove()
-        assert snapshot_memory(storage) == expected
-        assert find_conflicts(storage, report.changes) == []
-        back = journal.compile_rollback(steps, "t-rollback")
-        cursor = Cursor(Path(tmp) / "rollback.cursor")
-        journal.run_steps(storage, back, cursor, lambda _op: b"")
-        cursor.remove()
+        # Sometimes the process "dies" before a step; undoing from the cursor, as recovery
+        # does, must give back the tree as it was before the interrupted run.
+        for run, want, make in ((steps, before, content), (back, expected, _no_content)):
+            crash = data.draw(st.none() | st.integers(0, len(run) - 1))
+            if crash is not None:
+                _interrupted_run(storage, run, Path(tmp) / "crash.cursor", make, crash)
+                assert snapshot_memory(storage) == want
+            cursor = Cursor(Path(tmp) / "run.cursor")
+            journal.run_steps(storage, run, cursor, make)
+            cursor.remove()
+            if run is steps:
+                assert snapshot_memory(storage) == expected
+                assert find_conflicts(storage, report.changes) == []
     assert snapshot_memory(storage) == before
+
+
+class _Crash(Exception):
+    pass
+
+
+def _no_content(_op: int) -> bytes:
+    return b""
+
+
+def _interrupted_run(
+    storage: MemoryStorage, steps: list[Step], path: Path, content: journal.Content, crash: int
+) -> None:
+    def hook(index: int) -> None:
+        if index == crash:
+            raise _Crash
+
+    cursor = Cursor(path)
+    with pytest.raises(_Crash):
+        journal.run_steps(storage, steps, cursor, content, hook=hook)
+    cursor.close()
+    started = Cursor.read(path)
+    assert started == crash + 1
+    cursor = Cursor(path)
+    journal.undo_steps(storage, steps, started, cursor)
+    cursor.remove()
 
 
 # --- 3. untrusted input only ever raises input errors -----------------------------------

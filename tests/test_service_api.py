@@ -29,6 +29,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from airlock.db import TransactionRow
+from airlock.locks import scope_lock
+from airlock.service.settings import Settings
+from airlock.tokens import Role
 from servicekit import (
     ROLES,
     TOKEN_NAMES,
@@ -39,11 +43,6 @@ from servicekit import (
     serve_app,
 )
 from support import snapshot
-
-from airlock.db import TransactionRow
-from airlock.locks import scope_lock
-from airlock.service.settings import Settings
-from airlock.tokens import Role
 
 AGENT = TOKEN_NAMES[Role.AGENT]
 API = "/api/v1"
@@ -270,8 +269,12 @@ def test_approve_apply_poll_and_rollback_with_events(service: Service) -> None:
     assert rollback["kind"] == "rollback"
     events = read_events(approver, rollback["job_id"])
     kinds = [kind for kind, _ in events]
-    assert set(kinds) <= {"progress", "done"}
+    assert kinds[0] == "progress" and kinds[-1] == "done" and kinds.count("done") == 1, kinds
+    assert set(kinds) == {"progress", "done"}
     assert events[-1][1]["state"] == "succeeded", events[-1]
+    assert events[-1][1] == json_of(approver.get(f"{API}/jobs/{rollback['job_id']}"))
+    steps = [data["steps_done"] for _, data in events]
+    assert steps == sorted(steps), "progress only moves forward"
     assert snapshot(service.root) == before, "rollback restores the exact prior bytes"
     assert json_of(agent.get(f"{API}/plans/{plan_id}"))["status"] == "rolled_back"
 
@@ -469,6 +472,7 @@ CALLERS = ["no-token", "bad-token", "revoked-token", *[str(role) for role in ROL
 
 
 ANONYMOUS = ("no-token", "bad-token", "revoked-token")
+UNKNOWN_TOKEN = "alk_0123456789ab_" + "not-a-real-secret"  # well-formed, never issued
 
 
 @pytest.fixture(scope="module")
@@ -502,7 +506,7 @@ def test_role_matrix(
     if caller == "no-token":
         client = service.client()
     elif caller == "bad-token":
-        client = service.client(token="alk_0123456789ab_not-a-real-secret")
+        client = service.client(token=UNKNOWN_TOKEN)
     elif caller == "revoked-token":
         client = service.client(token=revoked)
     else:
@@ -816,7 +820,7 @@ def test_unicode_twins_collide(service: Service) -> None:
     before = snapshot(service.root)
     for body in (
         plan(scope, {"op": "write", "path": nfd, "text": "nfd"}),
-        plan(scope, {"op": "move", "source": nfc, "destination": nfd.upper()}),
+        plan(scope, {"op": "copy", "source": nfc, "destination": nfd.upper()}),
         plan(
             scope,
             {"op": "mkdir", "path": "Résumé"},

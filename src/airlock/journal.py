@@ -232,12 +232,20 @@ def _copy_tree(storage: Storage, source: RelPath, destination: RelPath) -> None:
             hint="validate the plan again",
         )
     storage.mkdir(destination)
+    # From here the step has happened (its top folder is ours), so an inner "already exists"
+    # must not read as "nothing happened": it becomes a StorageError and the tree is undone.
     for inner, inner_entry in storage.walk(source):
         target = destination + inner[len(source) :]
-        if inner_entry.kind is Kind.DIR:
-            storage.mkdir(target)
-        else:
-            storage.copy_file(inner, target)
+        try:
+            if inner_entry.kind is Kind.DIR:
+                storage.mkdir(target)
+            else:
+                storage.copy_file(inner, target)
+        except FileExistsError as exc:
+            raise StorageError(
+                f"copying into {render(destination)!r} met an existing {render(target)!r}",
+                hint="something else is writing the workspace; validate the plan again",
+            ) from exc
 
 
 def undo_steps(storage: Storage, steps: list[Step], started: int, cursor: Cursor) -> None:

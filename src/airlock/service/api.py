@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 
 from airlock.errors import NotFoundError
 from airlock.plan import Plan
-from airlock.service.deps import CallerDep, JobsDep, WorkspaceDep
+from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, WorkspaceDep
 from airlock.service.jobs import Job
 from airlock.tokens import Role
 
-router = APIRouter(prefix="/api/v1", tags=["native"])
+router = APIRouter(prefix="/api/v1", tags=["native"], responses=ERROR_RESPONSES)
 
 
 class Decision(BaseModel):
@@ -162,6 +162,13 @@ def get_job(jobs: JobsDep, who: CallerDep, job_id: str) -> JobOut:
     "/jobs/{job_id}/events",
     summary="Server-sent events: the job's progress, then its result",
     response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: progress` lines while the job runs, then one `event: done`; "
+            "each `data:` is the job as JSON.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def job_events(jobs: JobsDep, who: CallerDep, job_id: str) -> StreamingResponse:
     who.require(Role.AGENT, "read jobs")

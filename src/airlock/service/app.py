@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airlock.errors import AirlockError, AuthenticationError
@@ -144,6 +145,13 @@ def encodable(value: Any) -> Any:
     return value
 
 
+_HTTP_ERRORS = {
+    400: ("InputError", "send the body as JSON encoded in UTF-8"),
+    404: ("NotFoundError", "the API's routes are listed at /docs"),
+    405: ("InputError", "the API's routes and their methods are listed at /docs"),
+}
+
+
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     from airlock.service import api, seed, web
 
@@ -170,6 +178,13 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
         return JSONResponse(
             encodable(error_body(exc)), status_code=exc.http_status, headers=headers
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the framework's own errors (no such route, an unreadable body) in the same shape
+        kind, hint = _HTTP_ERRORS.get(exc.status_code, ("HTTPError", ""))
+        body = {"detail": str(exc.detail), "error": kind, "hint": hint, "details": []}
+        return JSONResponse(encodable(body), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from airlock.errors import AuthenticationError
 from airlock.service.jobs import Jobs
@@ -12,6 +13,32 @@ from airlock.tokens import Principal, authenticate
 from airlock.workspace import Workspace
 
 COOKIE = "airlock_token"
+
+
+class ErrorOut(BaseModel):
+    """Every error: what went wrong, its kind, what to do next, and any particulars."""
+
+    detail: str
+    error: str
+    hint: str
+    details: list[str]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The request is wrong: a bad path, plan, id or parameter."),
+    401: _error("No valid token (missing, unknown, malformed or revoked)."),
+    403: _error("The token's role, the policy or a missing approval forbids it."),
+    404: _error("No such plan or job."),
+    409: _error("The plan's status, a stale or invalid plan, or rollback conflicts forbid it."),
+    413: _error("The request body is larger than the configured limit."),
+    423: _error("Another process holds the scope's lock."),
+    507: _error("The filesystem refused (full, read-only, permission denied)."),
+}
+"""The errors every route may answer (documented in the OpenAPI document)."""
 
 
 def workspace(request: Request) -> Workspace:

@@ -19,11 +19,11 @@ from sqlalchemy import text
 from airlock import paths
 from airlock.errors import InputError, NotFoundError, UnsafePathError
 from airlock.report import change_line, summary_line
-from airlock.service.deps import CallerDep, JobsDep, WorkspaceDep
+from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, WorkspaceDep
 from airlock.tokens import Role
 from airlock.workspace import PlanRecord, Workspace
 
-router = APIRouter(tags=["seed-compatible"])
+router = APIRouter(tags=["seed-compatible"], responses=ERROR_RESPONSES)
 
 SeedType = Literal["move", "copy", "delete", "create_dir", "write_file", "rename"]
 

@@ -319,12 +319,11 @@ def test_approve_without_body_and_stale_plan(service: Service) -> None:
     # the file the plan deletes changes after review: applying is refused as stale
     (service.root / scope / "b.txt").write_bytes(b"changed by a person\n")
     response = agent.post(f"{API}/plans/{plan_id}/apply")
-    assert response.status_code == 202, response.text  # staleness is found under the lock
-    job = wait_job(agent, json_of(response)["job_id"])
-    assert job["state"] == "failed", job
-    assert job["error"]["error"] == "StalePlanError", job
-    assert "stale" in job["error"]["message"]
-    assert job["error"]["hint"]
+    assert response.status_code == 409, response.text  # refused at once, no job started
+    error = json_of(response)
+    assert error["error"] == "StalePlanError", error
+    assert "stale" in error["detail"] and error["hint"]
+    assert error["details"] == [f"{scope}/b.txt: modified since validation"]
     assert (service.root / scope / "b.txt").read_bytes() == b"changed by a person\n"
     assert json_of(agent.get(f"{API}/plans/{plan_id}"))["status"] == "approved"
 

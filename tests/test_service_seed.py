@@ -487,3 +487,23 @@ def test_unknown_plan_is_404(service: Service) -> None:
         response = agent.post(path)
         assert response.status_code == 404, (path, response.text)
         assert "nope" in json_of(response)["detail"]
+
+
+def test_seed_translation_author_is_the_caller_and_write_file_overwrites() -> None:
+    from airlock.service.seed import SeedOperation, SeedPlan, to_core_plan
+
+    seed = SeedPlan(
+        case_name="Case-A",
+        created_by="dana-the-approver",
+        operations=[
+            SeedOperation(type="write_file", destination="notes.txt", content="v2"),
+            SeedOperation(type="rename", source="a.pdf", destination="b.pdf"),
+        ],
+    )
+    core = to_core_plan(seed, "paralegal-agent")
+    assert core["author"] == "paralegal-agent"
+    assert core["scope"] == "projects/Case-A"
+    assert core["operations"] == [
+        {"op": "write", "path": "notes.txt", "text": "v2", "overwrite": True},
+        {"op": "move", "source": "a.pdf", "destination": "b.pdf"},
+    ]

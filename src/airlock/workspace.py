@@ -385,15 +385,7 @@ class Workspace:
                 row = self._row(session, plan_id)
                 body, scope_text = row.body, row.scope
                 report, raw_report = self._check_applyable(session, row)
-                stale = stale_paths(report.preconditions, self.storage)
-                if stale:
-                    raise StalePlanError(
-                        f"plan {plan_id!r} is stale: {len(stale)} path(s) changed since it was "
-                        "validated",
-                        hint=f"run `airlock plan validate {plan_id}`, review the new report "
-                        "(and approve it again if it needs approval), then apply",
-                        details=stale[:50],
-                    )
+                self._refuse_if_stale(plan_id, report)
                 txn_id = _new_txn_id()
                 steps = journal.compile_apply(report.changes, txn_id)
                 session.add(
@@ -472,9 +464,24 @@ class Workspace:
         )
 
     def check_applyable(self, plan_id: str) -> None:
-        """Raise the error ``apply`` would raise for the plan's status or approval, if any."""
+        """Raise the error ``apply`` would raise now (status, approval, staleness), if any.
+
+        For callers that start an apply in the background and want to refuse at once; apply
+        checks all of it again under the scope lock.
+        """
         with self.read_session() as session:
-            self._check_applyable(session, self._row(session, plan_id))
+            report, _raw = self._check_applyable(session, self._row(session, plan_id))
+        self._refuse_if_stale(plan_id, report)
+
+    def _refuse_if_stale(self, plan_id: str, report: Validation) -> None:
+        stale = stale_paths(report.preconditions, self.storage)
+        if stale:
+            raise StalePlanError(
+                f"plan {plan_id!r} is stale: {len(stale)} path(s) changed since it was validated",
+                hint=f"run `airlock plan validate {plan_id}`, review the new report "
+                "(and approve it again if it needs approval), then apply",
+                details=stale[:50],
+            )
 
     def _check_applyable(self, session: Session, row: PlanRow) -> tuple[Validation, dict[str, Any]]:
         self._require(row, APPLYABLE, "apply")

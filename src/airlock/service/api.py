@@ -55,7 +55,9 @@ def submit_plan(
     validate: bool = True,
 ) -> PlanOut:
     who.require(Role.AGENT, "submit plans")
-    record = ws.submit(plan.model_dump(mode="json"), plan_id=plan_id or None, actor=who.name)
+    # The author is the caller's token, whatever the body says: an author can never approve.
+    body = {**plan.model_dump(mode="json"), "author": who.name}
+    record = ws.submit(body, plan_id=plan_id or None, actor=who.name)
     if validate and record.status == "submitted":
         record = ws.validate(record.id, actor=who.name)
     return record.to_dict()

@@ -103,7 +103,9 @@ def _path(op: SeedOperation, index: int, *names: Literal["source", "destination"
     )
 
 
-def to_core_plan(seed: SeedPlan) -> dict[str, Any]:
+def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
+    """The core plan for a seed plan. ``author`` is the caller's token name, never the body's
+    ``created_by``: a plan's author is who it can never be approved by."""
     try:
         if len(paths.parse(seed.case_name, "case_name")) != 1:
             raise UnsafePathError(
@@ -134,12 +136,15 @@ def to_core_plan(seed: SeedPlan) -> dict[str, Any]:
                     "op": "write",
                     "path": _path(op, index, "destination", "source"),
                     "text": op.content or "",
+                    # The seed service replaced files; here that is an overwrite, which keeps the
+                    # old file aside and needs a person's approval under the default policy.
+                    "overwrite": True,
                 }
             )
     return {
         "scope": f"projects/{seed.case_name}",
         "description": seed.description,
-        "author": seed.created_by or "agent",
+        "author": author,
         "operations": operations,
         "require_approval": seed.requires_approval,
     }
@@ -190,7 +195,7 @@ def _audit_file(ws: Workspace, plan_id: str) -> str:
 @router.post("/plans", summary="Submit a plan (seed contract)")
 def seed_submit(ws: WorkspaceDep, who: CallerDep, body: SeedPlan) -> dict[str, Any]:
     who.require(Role.AGENT, "submit plans")
-    record = ws.submit(to_core_plan(body), plan_id=body.plan_id or None, actor=who.name)
+    record = ws.submit(to_core_plan(body, who.name), plan_id=body.plan_id or None, actor=who.name)
     return _seed_view(record)
 
 

@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from airlock.errors import AirlockError, StorageError, UnsafePathError, storage_error
 from airlock.paths import STATE_DIR, RelPath, render
@@ -44,8 +43,9 @@ from airlock.validate import Change
 StepKind = Literal["mkdir", "rmdir", "rename", "create", "copy"]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
+    """One journal step (a tuple: a plan of 10,000 operations compiles 10,000 of them)."""
+
     kind: StepKind
     path: RelPath
     target: RelPath = ()
@@ -79,28 +79,27 @@ def _split(text: str) -> RelPath:
     return tuple(text.split("/"))
 
 
-def compile_apply(changes: Iterable[Change], txn_id: str) -> list[Step]:
-    """The steps that apply ``changes``; displaced entries go to the transaction's trash."""
+def compile_apply(changes: Iterable[Change | Mapping[str, Any]], txn_id: str) -> list[Step]:
+    """The steps that apply ``changes`` (report objects, or their stored JSON); displaced
+    entries go to the transaction's trash."""
     trash = trash_dir(txn_id)
     steps = [Step("mkdir", trash)]
-    for n, change in enumerate(changes):
-        path = _split(change.path)
-        aside = (*trash, str(n))
-        if change.action == "delete":
-            steps.append(Step("rename", path, aside))
-            continue
-        if change.replaces:
-            steps.append(Step("rename", path, aside))
-        if change.action == "mkdir":
-            steps.append(Step("mkdir", path))
-        elif change.action in ("create", "overwrite"):
-            steps.append(Step("create", path, op=change.op))
-        elif change.action == "copy":
-            assert change.source is not None
-            steps.append(Step("copy", _split(change.source), path))
+    append = steps.append
+    for n, item in enumerate(changes):
+        fields: Mapping[str, Any] = item if isinstance(item, Mapping) else item.__dict__
+        action = fields["action"]
+        path = tuple(fields["path"].split("/"))
+        if action == "delete" or fields.get("replaces"):
+            append(Step("rename", path, (*trash, str(n))))
+            if action == "delete":
+                continue
+        if action == "mkdir":
+            append(Step("mkdir", path))
+        elif action in ("create", "overwrite"):
+            append(Step("create", path, (), fields["op"]))
         else:
-            assert change.source is not None
-            steps.append(Step("rename", _split(change.source), path))
+            source = tuple(fields["source"].split("/"))
+            append(Step("copy" if action == "copy" else "rename", source, path))
     return steps
 
 

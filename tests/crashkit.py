@@ -30,7 +30,8 @@ from typing import IO, Any, Literal, TypeVar
 
 from airlock import journal
 from airlock.paths import STATE_DIR
-from airlock.workspace import PlanRecord, Workspace
+from airlock.records import PlanRecord
+from airlock.workspace import Workspace
 
 Action = Literal["apply", "rollback", "recover"]
 MutationMode = Literal["before", "during", "after"]

@@ -33,8 +33,9 @@ from airlock.errors import (
     StalePlanError,
 )
 from airlock.paths import STATE_DIR
+from airlock.records import ApplyResult, PlanRecord
 from airlock.validate import Issue
-from airlock.workspace import ApplyResult, PlanRecord, Workspace
+from airlock.workspace import Workspace
 
 CASE = "projects/Case-A"
 OLD = "projects/Case-A-old"

@@ -46,8 +46,7 @@ def test_schema_head_constant_is_alembics_head() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from airlock.db import SCHEMA_HEAD
-    from airlock.workspace import MIGRATIONS
+    from airlock.db import MIGRATIONS, SCHEMA_HEAD
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -25,9 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from airlock import plan as plan_module
-from airlock.errors import AirlockError, IntegrityError
+from airlock.errors import AirlockError, InputError, IntegrityError
+from airlock.records import PlanRecord
 from airlock.report import report_lines
-from airlock.workspace import PlanRecord, Workspace, load_json_file
+from airlock.workspace import Workspace
 
 app = typer.Typer(
     name="airlock",
@@ -116,8 +117,6 @@ def _open(workspace: Path | None, as_json: bool) -> Iterator[Workspace]:
 
 
 def raise_missing_workspace() -> NoReturn:
-    from airlock.errors import InputError
-
     raise InputError("no workspace given", hint="pass --workspace DIR or set AIRLOCK_WORKSPACE")
 
 
@@ -591,6 +590,15 @@ def serve(
         )
     finally:
         ws.close()
+
+
+def load_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no such file {str(path)!r}", hint="check the path") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{str(path)!r} is not valid JSON: {exc}", hint="fix the JSON") from None
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ tables serve PostgreSQL. The schema is created and upgraded by Alembic (``migrat
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,8 +24,12 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    text,
 )
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from airlock.errors import AirlockError, BusyError, StorageError, storage_error
 
 SCHEMA_HEAD = "0002"
 """The newest Alembic revision in migrations/versions (a test keeps the two equal)."""
@@ -152,3 +159,59 @@ def make_engine(url: str) -> Engine:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_error(exc: OperationalError, state_dir: Path) -> AirlockError:
+    """A state-database failure said plainly: the disk is full, the filesystem is read-only..."""
+    name = str(getattr(exc.orig, "sqlite_errorname", "") or "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return BusyError("the state database is busy", hint="another process holds it; retry")
+    try:
+        read_only = bool(os.statvfs(state_dir).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    code = (
+        errno.ENOSPC
+        if name.startswith("SQLITE_FULL")
+        else errno.EROFS
+        if read_only or name.startswith("SQLITE_READONLY")
+        else None
+    )
+    if code is None:
+        return StorageError(
+            f"the state database failed: {exc.orig}",
+            hint="check the database and the disk it is on; an interrupted apply is finished "
+            "by `airlock recover`",
+        )
+    error = storage_error(
+        OSError(code, os.strerror(code)), "write the state database", str(state_dir)
+    )
+    error.hint += "; an interrupted apply is then finished by `airlock recover`"
+    return error
+
+
+_MIGRATE_LOCK = threading.Lock()
+"""Alembic's ``context`` and ``op`` are process-wide proxies: one migration at a time per process."""
+
+
+def migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to the latest migration (Alembic is imported only when one is due)."""
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no version table yet: a new database
+        current = None
+    if current == SCHEMA_HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    with _MIGRATE_LOCK, engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

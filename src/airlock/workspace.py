@@ -12,35 +12,31 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import errno
 import json
 import os
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airlock import audit, journal
 from airlock.db import (
-    SCHEMA_HEAD,
     DecisionRow,
     PlanRow,
     TransactionRow,
     ValidationRow,
+    database_error,
     make_engine,
+    migrate,
     sqlite_url,
     utcnow,
 )
 from airlock.errors import (
-    AirlockError,
-    BusyError,
     InputError,
     NotFoundError,
     NotPermittedError,
@@ -49,85 +45,22 @@ from airlock.errors import (
     RollbackConflictError,
     StalePlanError,
     StorageError,
-    storage_error,
 )
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
 from airlock.locks import scope_lock
 from airlock.paths import STATE_DIR, RelPath
 from airlock.plan import Plan, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
+from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
 from airlock.storage import Storage
 from airlock.storage.local import LocalStorage
 from airlock.validate import Change, Validation, stale_paths, validate
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-
 # Plan statuses, and the ones each action may start from.
 VALIDATABLE = {"submitted", "invalid", "validated", "approved", "failed"}
 DECIDABLE = {"validated", "approved"}
 APPLYABLE = {"validated", "approved"}
-
-
-@dataclass
-class PlanRecord:
-    id: str
-    plan: Plan
-    digest: str
-    status: str
-    reason: str | None
-    created_at: dt.datetime
-    validation: Validation | None = None
-    validation_id: int | None = None
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plan_id": self.id,
-            "scope": self.plan.scope,
-            "description": self.plan.description,
-            "author": self.plan.author,
-            "digest": self.digest,
-            "status": self.status,
-            "reason": self.reason,
-            "created_at": self.created_at.isoformat(),
-            "operations": [
-                op.model_dump(mode="json", exclude_none=True) for op in self.plan.operations
-            ],
-            "validation": self.validation.model_dump(mode="json") if self.validation else None,
-            "decisions": self.decisions,
-        }
-
-
-@dataclass
-class ApplyResult:
-    plan_id: str
-    success: bool
-    operations_completed: int
-    operations_failed: int
-    transaction_id: str | None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plan_id": self.plan_id,
-            "success": self.success,
-            "operations_completed": self.operations_completed,
-            "operations_failed": self.operations_failed,
-            "transaction_id": self.transaction_id,
-            "error": self.error,
-        }
-
-
-@dataclass
-class Recovered:
-    transaction_id: str
-    plan_id: str
-    kind: str
-    steps_undone: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def _new_txn_id() -> str:
@@ -176,10 +109,10 @@ class Workspace:
         )
         self.engine: Engine = make_engine(url)
         try:
-            _migrate(self.engine, url)
+            migrate(self.engine, url)
         except OperationalError as exc:
             self.close()
-            raise _database_error(exc, self.state_dir) from exc
+            raise database_error(exc, self.state_dir) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(read_only=True), expire_on_commit=False
@@ -222,7 +155,7 @@ class Workspace:
             with self._sessions.begin() as session:
                 yield session
         except OperationalError as exc:
-            raise _database_error(exc, self.state_dir) from exc
+            raise database_error(exc, self.state_dir) from exc
 
     _session = session
 
@@ -880,65 +813,3 @@ _CHANGE_DEFAULTS = {
 def _audit_change(change: dict[str, Any]) -> dict[str, Any]:
     """A change as the audit log records it: its paths and hashes, without empty fields."""
     return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
-
-
-def _database_error(exc: OperationalError, state_dir: Path) -> AirlockError:
-    """A state-database failure said plainly: the disk is full, the filesystem is read-only..."""
-    name = str(getattr(exc.orig, "sqlite_errorname", "") or "")
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return BusyError("the state database is busy", hint="another process holds it; retry")
-    try:
-        read_only = bool(os.statvfs(state_dir).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    code = (
-        errno.ENOSPC
-        if name.startswith("SQLITE_FULL")
-        else errno.EROFS
-        if read_only or name.startswith("SQLITE_READONLY")
-        else None
-    )
-    if code is None:
-        return StorageError(
-            f"the state database failed: {exc.orig}",
-            hint="check the database and the disk it is on; an interrupted apply is finished "
-            "by `airlock recover`",
-        )
-    error = storage_error(
-        OSError(code, os.strerror(code)), "write the state database", str(state_dir)
-    )
-    error.hint += "; an interrupted apply is then finished by `airlock recover`"
-    return error
-
-
-_MIGRATE_LOCK = threading.Lock()
-"""Alembic's ``context`` and ``op`` are process-wide proxies: one migration at a time per process."""
-
-
-def _migrate(engine: Engine, url: str) -> None:
-    """Bring the schema to the latest migration (Alembic is imported only when one is due)."""
-    try:
-        with engine.connect() as connection:
-            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError:  # no version table yet: a new database
-        current = None
-    if current == SCHEMA_HEAD:
-        return
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    with _MIGRATE_LOCK, engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-
-def load_json_file(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"no such file {str(path)!r}", hint="check the path") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{str(path)!r} is not valid JSON: {exc}", hint="fix the JSON") from None

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from airlock.errors import AirlockError
 from airlock.locks import lock_key
-from airlock.workspace import ApplyResult, Workspace
+from airlock.records import ApplyResult
+from airlock.workspace import Workspace
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 

@@ -18,10 +18,11 @@ from sqlalchemy import text
 
 from airlock import paths
 from airlock.errors import InputError, NotFoundError, UnsafePathError
+from airlock.records import PlanRecord
 from airlock.report import change_line, summary_line
 from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, WorkspaceDep
 from airlock.tokens import Role
-from airlock.workspace import PlanRecord, Workspace
+from airlock.workspace import Workspace
 
 router = APIRouter(tags=["seed-compatible"], responses=ERROR_RESPONSES)
 

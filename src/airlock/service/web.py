@@ -29,12 +29,14 @@ from airlock.errors import (
     NotPermittedError,
     RollbackConflictError,
 )
+from airlock.records import PlanRecord
 from airlock.report import human_bytes
 from airlock.service import review
 from airlock.service.deps import COOKIE, caller
-from airlock.service.jobs import Jobs
+from airlock.service.deps import jobs as _jobs
+from airlock.service.deps import workspace as _ws
 from airlock.tokens import Principal, Role, authenticate
-from airlock.workspace import DECIDABLE, VALIDATABLE, PlanRecord, Workspace
+from airlock.workspace import DECIDABLE, VALIDATABLE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -74,16 +76,6 @@ DONE_MESSAGES = {
 }
 
 PLAN_LIST_LIMIT = 200
-
-
-def _ws(request: Request) -> Workspace:
-    ws: Workspace = request.app.state.ws
-    return ws
-
-
-def _jobs(request: Request) -> Jobs:
-    jobs: Jobs = request.app.state.jobs
-    return jobs
 
 
 def _root(request: Request) -> str:

@@ -314,6 +314,10 @@ class Agent:
         if not r.json()["valid"]:
             return "invalid", ""
         r = self.call("seed apply (waits)", "POST", f"/plans/{spec.plan_id}/apply")
+        if r.status_code == 403 and "overwrite" in r.json().get("detail", ""):
+            # A seed write_file over a file that now exists is an overwrite: it waits for a
+            # person's approval instead of applying. For a race's loser that is a refusal.
+            return "needs-approval", ""
         if r.status_code != 200:
             return self._refusal(r)
         result = r.json()
@@ -483,12 +487,14 @@ def main() -> int:
                 print("  " + line)
 
         problems = []
-        expected_outcomes = {"applied", "stale", "invalid"}
+        expected_outcomes = {"applied", "stale", "invalid", "needs-approval"}
         odd = {k: v for k, v in stats.outcomes.items() if k not in expected_outcomes}
         if odd:
             problems.append(f"unexpected outcomes: {odd}")
         contests = sum(1 for specs in layout for s in specs if s.race)
-        losers = stats.outcomes["stale"] + stats.outcomes["invalid"]
+        losers = (
+            stats.outcomes["stale"] + stats.outcomes["invalid"] + stats.outcomes["needs-approval"]
+        )
         races = len({(s.case, s.race) for specs in layout for s in specs if s.race})
         if losers != contests - races:
             problems.append(f"{losers} plans lost a race; expected {contests - races}")

@@ -103,11 +103,16 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
         say(f"Audit chain verifies: {chain.ok} ({chain.events} events, head {chain.head[:16]}…)")
         say(Rule())
         say(
-            "Try it yourself:\n"
+            "Try it yourself (after `source .venv/bin/activate`):\n"
             f"  export AIRLOCK_WORKSPACE={workspace}\n"
             "  airlock plan list\n"
             "  airlock plan show demo-reorganise\n"
-            "  airlock audit verify"
+            "  airlock audit verify\n"
+            "  airlock token create --role approver --name you   # prints a token to sign in with\n"
+            "  airlock serve                                     # then open http://127.0.0.1:8124/ui/",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
         return {
             "workspace": str(workspace),

@@ -71,7 +71,7 @@ def test_full_lifecycle_with_json_and_env_workspace(root: Path, tmp_path: Path) 
     export = tmp_path / "audit.jsonl"
     assert ok_json("audit", "export", "-o", str(export), env=env)["events"] == 5
     assert all(json.loads(line)["hash"] for line in export.read_text().splitlines())
-    assert ok_json("recover", env=env) == {"recovered": []}
+    assert ok_json("recover", env=env) == {"recovered": [], "failures": []}
     assert ok_json("gc", "--older-than", "0", env=env)["purged"]
 
 

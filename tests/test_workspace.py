@@ -255,3 +255,97 @@ def test_case_only_rename_is_not_a_collision_with_itself(ws: Workspace, root: Pa
         ws.submit(make_plan({"op": "write", "path": "NOTES.txt", "text": "twin"})).id
     )
     assert other.status == "invalid"
+
+
+def test_forced_rollback_over_a_replaced_folder_sets_it_aside_and_finishes(
+    ws: Workspace, root: Path
+) -> None:
+    before = snapshot(root)
+    record = ws.validate(
+        ws.submit(make_plan({"op": "mkdir", "path": "D"}, {**MOVE, "destination": "D/a.pdf"})).id
+    )
+    assert ws.apply(record.id).success
+    import shutil
+
+    shutil.rmtree(root / CASE / "D")
+    (root / CASE / "D").write_text("a person's file where the folder was")
+    ws.rollback(record.id, actor="dana", force=True)
+    after = snapshot(root)
+    # The person destroyed D (and the file moved into it) themselves; everything else is back,
+    # and their own file is kept aside, not deleted.
+    assert {k: v for k, v in before.items() if k != f"{CASE}/inbox/scan1.pdf"} == after
+    kept = [p.read_text() for p in (root / ".airlock" / "trash").rglob("*") if p.is_file()]
+    assert kept == ["a person's file where the folder was"]
+    with Workspace(root) as again:
+        assert again.recovery_failures == []
+
+
+def test_apply_first_recovers_a_dead_transaction_on_its_scope(ws: Workspace, root: Path) -> None:
+    before = snapshot(root)
+    first = ws.validate(ws.submit(make_plan(DELETE, {"op": "mkdir", "path": "X"})).id)
+    ws.approve(first.id, actor="dana")
+
+    class Crash(BaseException):
+        pass
+
+    def crash(index: int) -> None:
+        if index == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        ws.apply(first.id, hook=crash)
+    assert not (root / CASE / "notes.txt").exists()  # half-applied, as after a kill
+    second = ws.validate(ws.submit(make_plan({"op": "write", "path": "new.txt", "text": "n"})).id)
+    result = ws.apply(second.id)
+    # The dead transaction was undone first (notes.txt is back), and the second plan, validated
+    # on the half-applied tree, is now stale rather than applied on top of it.
+    assert (root / CASE / "notes.txt").read_text() == "first notes\n"
+    assert ws.get(first.id).status == "failed"
+    assert result.success or snapshot(root) == before
+
+
+def test_gc_never_purges_bytes_an_undo_left_behind(ws: Workspace, root: Path) -> None:
+    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    ws.approve(record.id, actor="dana")
+
+    def fail(index: int) -> None:
+        if index == 1:
+            (root / CASE / "notes.txt").rename(root / CASE / "notes.moved")
+            (root / CASE / "notes.moved").rename(root / CASE / "notes.txt")
+            raise OSError(5, "injected")
+
+    with pytest.raises(OSError):
+        ws.apply(record.id, hook=fail)
+    ws.recover()
+    txn = next(e for e in ws.audit_events(record.id) if e["kind"] == "recovered")
+    trash = root / ".airlock" / "trash" / txn["payload"]["transaction"]
+    trash.mkdir(exist_ok=True)
+    (trash / "0").write_text("bytes a short undo left here")
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    assert ws.gc(now=future) == []
+    assert (trash / "0").read_text() == "bytes a short undo left here"
+    assert ws.gc_kept and "kept-aside files remain" in ws.gc_kept[0]
+
+
+def test_rollback_refuses_while_a_later_plan_built_on_it(ws: Workspace, root: Path) -> None:
+    first = ws.validate(
+        ws.submit(
+            make_plan(
+                {"op": "copy", "source": "inbox", "destination": "D"},
+                {"op": "write", "path": "D/new.txt", "text": "n"},
+            )
+        ).id
+    )
+    assert ws.apply(first.id).success
+    second = ws.validate(
+        ws.submit(make_plan({"op": "write", "path": "D/extra.txt", "text": "e"})).id
+    )
+    assert ws.apply(second.id).success
+    conflicts = ws.rollback_conflicts(first.id)
+    assert any(second.id in c.reason for c in conflicts)
+    with pytest.raises(RollbackConflictError, match="plans applied after it"):
+        ws.rollback(first.id, actor="dana", force=True)
+    assert (root / CASE / "D" / "extra.txt").read_text() == "e"
+    ws.rollback(second.id, actor="dana")
+    ws.rollback(first.id, actor="dana")
+    assert not (root / CASE / "D").exists()

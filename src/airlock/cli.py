@@ -382,16 +382,20 @@ def plan_rollback(
 
 @app.command()
 def recover(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Undo any apply or rollback a crashed process left half-done."""
+    """Undo any apply or rollback a crashed process left half-done (exit 8 if one cannot be)."""
     with _open(workspace, as_json) as ws:
-        done = ws.recovered
-        _emit(
-            as_json,
-            {"recovered": [r.to_dict() for r in done]},
-            lambda: out.print(
+        done, failures = ws.recovered, ws.recovery_failures
+
+        def human() -> None:
+            out.print(
                 "Nothing to recover." if not done else f"Recovered {len(done)} transaction(s)."
-            ),
-        )
+            )
+            for failure in failures:
+                err.print(Text(f"could not recover: {failure}", style="red"))
+
+        _emit(as_json, {"recovered": [r.to_dict() for r in done], "failures": failures}, human)
+        if failures:
+            raise typer.Exit(8)
 
 
 @app.command()
@@ -405,11 +409,13 @@ def gc(
     """Purge kept-aside files older than the retention period (their plans can no longer roll back)."""
     with _open(workspace, as_json) as ws, _guard(as_json):
         purged = ws.gc(actor="airlock gc", older_than_days=older_than)
-        _emit(
-            as_json,
-            {"purged": purged},
-            lambda: out.print(f"Purged the kept-aside files of {len(purged)} transaction(s)."),
-        )
+
+        def human() -> None:
+            out.print(f"Purged the kept-aside files of {len(purged)} transaction(s).")
+            for kept in ws.gc_kept:
+                err.print(Text(f"kept: {kept}", style="yellow"))
+
+        _emit(as_json, {"purged": purged, "kept": ws.gc_kept}, human)
 
 
 @audit_app.command("verify")

@@ -192,17 +192,28 @@ def run_steps(
         try:
             _do(storage, step, content)
         except (OSError, AirlockError) as exc:
-            # "Already exists", or a symlink met while resolving a path (a racer swapped one
-            # in), means the step changed nothing: undo only the ones before it. A copy may
-            # have made part of its tree before meeting a link, so it is undone as well.
-            untouched = isinstance(exc, FileExistsError) or (
-                isinstance(exc, UnsafePathError) and step.kind != "copy"
-            )
-            happened = index if untouched else index + 1
+            happened = index + 1 if _may_be_half_done(step, exc) else index
+            # Say so before undoing: a crash during the undo must not "undo" a step that never
+            # happened (and remove what someone else put in its way).
+            cursor.set(happened)
             undo_steps(storage, steps, happened, cursor)
             raise StepFailed(index, step, exc) from exc
         if progress is not None and (index % 256 == 0 or index + 1 == total):
             progress(index + 1, total)
+
+
+def _may_be_half_done(step: Step, exc: BaseException) -> bool:
+    """Whether a step that raised may have changed the tree.
+
+    ``mkdir``, ``rmdir`` and ``rename`` are single system calls: when they fail, nothing
+    happened. ``create`` and ``copy`` may have made part of their file or tree, unless they
+    failed before making anything (the target already exists, or a link stood in the path).
+    """
+    if step.kind in ("mkdir", "rmdir", "rename"):
+        return False
+    if isinstance(exc, FileExistsError):
+        return False
+    return not (isinstance(exc, UnsafePathError) and step.kind == "create")
 
 
 def _do(storage: Storage, step: Step, content: Content) -> None:

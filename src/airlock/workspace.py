@@ -37,6 +37,8 @@ from airlock.db import (
     utcnow,
 )
 from airlock.errors import (
+    AirlockError,
+    BusyError,
     InputError,
     NotFoundError,
     NotPermittedError,
@@ -47,7 +49,7 @@ from airlock.errors import (
     StorageError,
 )
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
-from airlock.locks import scope_lock
+from airlock.locks import lock_key, scope_lock
 from airlock.paths import STATE_DIR, RelPath
 from airlock.plan import Plan, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
@@ -117,7 +119,10 @@ class Workspace:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(read_only=True), expire_on_commit=False
         )
-        self.recovered: list[Recovered] = self.recover() if recover else []
+        self.recovery_failures: list[str] = []
+        self.gc_kept: list[str] = []
+        self.recovered: list[Recovered] = []
+        self.recovered = self.recover() if recover else []
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -314,6 +319,7 @@ class Workspace:
         with self._session() as session:
             scope = tuple(self._row(session, plan_id).scope.split("/"))
         with scope_lock(self.state_dir / "locks", scope, lock_timeout), self.storage.batch():
+            self._recover_scope(scope, actor)
             with self._session() as session:
                 row = self._row(session, plan_id)
                 body, scope_text = row.body, row.scope
@@ -474,8 +480,51 @@ class Workspace:
 
     def rollback_conflicts(self, plan_id: str) -> list[Conflict]:
         with self.read_session() as session:
-            _row, _txn, changes = self._applied(session, plan_id)
-        return find_conflicts(self.storage, changes)
+            _row, txn, changes = self._applied(session, plan_id)
+            later = self._later_plan_conflicts(session, txn, changes)
+        return later + find_conflicts(self.storage, changes)
+
+    def _later_plan_conflicts(
+        self, session: Session, txn: TransactionRow, changes: list[Change]
+    ) -> list[Conflict]:
+        """Paths this plan touched that a plan applied after it (and not rolled back) touched
+        too: rolling back first would undo or carry off that plan's work."""
+        ours: set[str] = set()
+        for change in changes:
+            ours.update(p for p in (change.path, change.source) if p)
+        ours_prefixes = {
+            p[:i] for p in ours for i in range(len(p) + 1) if i == len(p) or p[i] == "/"
+        }
+        key = lock_key(tuple(txn.scope.split("/")))
+        conflicts: list[Conflict] = []
+        later = session.scalars(
+            select(TransactionRow)
+            .where(TransactionRow.kind == "apply")
+            .where(TransactionRow.status == "committed")
+            .where(TransactionRow.created_at > txn.created_at)
+        )
+        for other in later:
+            if lock_key(tuple(other.scope.split("/"))) != key:
+                continue
+            plan = session.get(PlanRow, other.plan_id)
+            validation = self._latest_validation(session, other.plan_id)
+            if plan is None or plan.status != "applied" or validation is None:
+                continue
+            for change in validation.report["changes"]:
+                for text in (change["path"], change.get("source")):
+                    if not text:
+                        continue
+                    parts = text.split("/")
+                    above = any("/".join(parts[:i]) in ours for i in range(1, len(parts) + 1))
+                    if above or text in ours_prefixes:
+                        conflicts.append(
+                            Conflict(
+                                text,
+                                f"changed by plan {other.plan_id}, applied later; roll that "
+                                "plan back first",
+                            )
+                        )
+        return conflicts
 
     def rollback(
         self,
@@ -492,8 +541,17 @@ class Workspace:
             row, _txn, _changes = self._applied(session, plan_id)
             scope = tuple(row.scope.split("/"))
         with scope_lock(self.state_dir / "locks", scope, lock_timeout), self.storage.batch():
+            self._recover_scope(scope, actor)
             with self._session() as session:
                 row, applied_txn, changes = self._applied(session, plan_id)
+                later = self._later_plan_conflicts(session, applied_txn, changes)
+                if later:
+                    raise RollbackConflictError(
+                        f"plan {plan_id!r} cannot be rolled back before the plans applied after "
+                        "it on the same paths",
+                        hint="roll those back first (newest first); --force does not override this",
+                        details=[str(c) for c in later[:50]],
+                    )
                 conflicts = find_conflicts(self.storage, changes)
                 if conflicts and not force:
                     raise RollbackConflictError(
@@ -574,18 +632,26 @@ class Workspace:
         return ApplyResult(plan_id, True, len(changes), 0, txn_id)
 
     def _forced(self, steps: list[Step], conflicts: list[Conflict], txn_id: str) -> list[Step]:
-        """Set conflicting entries aside first; skip undoing what no longer exists."""
+        """Set conflicting entries aside first, then skip every step that would act on one of
+        them (or below one) or on an entry that is gone: the rest of the rollback runs as if
+        the plan had never made them. Nothing is deleted; set-aside entries stay in the trash."""
         trash = journal.trash_dir(txn_id)
         extra: list[Step] = []
-        gone: set[RelPath] = set()
+        untouchable: list[RelPath] = []
         for n, conflict in enumerate(conflicts):
             path = tuple(conflict.path.split("/"))
             if self.storage.stat(path) is None:
-                gone.add(path)
+                untouchable.append(path)
             elif "modified" not in conflict.reason:
                 extra.append(Step("rename", path, (*trash, f"forced-{n}")))
-        kept = [s for s in steps[1:] if not (s.kind == "rename" and s.path in gone)]
-        return [steps[0], *extra, *kept]
+                untouchable.append(path)
+
+        def blocked(step: Step) -> bool:
+            return step.kind in ("rename", "rmdir") and any(
+                step.path[: len(p)] == p for p in untouchable
+            )
+
+        return [steps[0], *extra, *(s for s in steps[1:] if not blocked(s))]
 
     def _applied(
         self, session: Session, plan_id: str
@@ -613,28 +679,48 @@ class Workspace:
     # --- recovery and housekeeping -----------------------------------------------------------
 
     def recover(self, *, actor: str = "airlock") -> list[Recovered]:
-        """Undo every transaction a crashed process left running (skips ones still alive)."""
+        """Undo every transaction a crashed process left running (skips ones still alive).
+
+        A transaction whose undo cannot finish (a read-only or full filesystem) is left running
+        and listed in ``recovery_failures``; its scope refuses applies until it is recovered.
+        """
         with self._session() as session:
             running = list(
                 session.scalars(select(TransactionRow).where(TransactionRow.status == "running"))
             )
         done = []
+        self.recovery_failures = []
         for txn in running:
             scope = tuple(txn.scope.split("/"))
             try:
                 with scope_lock(self.state_dir / "locks", scope, timeout=0):
                     done.append(self._recover_one(txn.id, actor))
-            except Exception as exc:  # a busy scope is a live apply: skip it
-                from airlock.errors import BusyError
-
-                if not isinstance(exc, BusyError):
-                    raise
+            except BusyError:  # the scope is locked: a live process is applying, leave it
+                continue
+            except AirlockError as exc:
+                self.recovery_failures.append(f"transaction {txn.id} of plan {txn.plan_id}: {exc}")
         for stray in (self.state_dir / "journal").glob("*.cursor"):
             with self._session() as session:
                 txn_row = session.get(TransactionRow, stray.stem)
                 if txn_row is None or txn_row.status != "running":
                     stray.unlink(missing_ok=True)
         return done
+
+    def _recover_scope(self, scope: RelPath, actor: str) -> None:
+        """With the scope's lock held: first undo any transaction on it that a dead process left
+        running (holding the lock proves its owner is gone). Raises if that undo cannot finish,
+        so nothing is ever applied on top of a half-applied plan."""
+        key = lock_key(scope)
+        with self.read_session() as session:
+            running = [
+                txn.id
+                for txn in session.scalars(
+                    select(TransactionRow).where(TransactionRow.status == "running")
+                )
+                if lock_key(tuple(txn.scope.split("/"))) == key
+            ]
+        for txn_id in running:
+            self.recovered.append(self._recover_one(txn_id, actor))
 
     def _recover_one(self, txn_id: str, actor: str) -> Recovered:
         with self._session() as session:
@@ -693,6 +779,7 @@ class Workspace:
         days = self.policy.retention_days if older_than_days is None else older_than_days
         cutoff = (now or utcnow()) - dt.timedelta(days=days)
         purged = []
+        self.gc_kept = []
         with self._session() as session:
             candidates = list(
                 session.scalars(
@@ -710,20 +797,41 @@ class Workspace:
             if finished > cutoff:
                 continue
             trash = journal.trash_dir(txn.id)
-            self.storage.remove_tree(trash)
-            with self._session() as session:
-                row = session.get(TransactionRow, txn.id)
-                assert row is not None
-                row.purged_at = utcnow()
-                audit.append(
-                    session,
-                    "purged",
-                    actor,
-                    txn.plan_id,
-                    {"transaction": txn.id, "older_than_days": days},
-                )
+            scope = tuple(txn.scope.split("/"))
+            with scope_lock(self.state_dir / "locks", scope, timeout=30):
+                with self.read_session() as session:
+                    row = session.get(TransactionRow, txn.id)
+                    if row is None or row.purged_at is not None:
+                        continue
+                if txn.status == "undone" and self._holds_anything(trash):
+                    # An undone transaction's trash is empty once its undo is complete. Bytes
+                    # still there mean the undo stopped short (e.g. a cursor lost to a power
+                    # cut): keep them for a person to restore, never purge them.
+                    self.gc_kept.append(
+                        f"{txn.id} of plan {txn.plan_id}: kept-aside files remain after its undo; "
+                        f"inspect {self.state_dir / 'trash' / txn.id}"
+                    )
+                    continue
+                self.storage.remove_tree(trash)
+                with self._session() as session:
+                    row = session.get(TransactionRow, txn.id)
+                    assert row is not None
+                    row.purged_at = utcnow()
+                    audit.append(
+                        session,
+                        "purged",
+                        actor,
+                        txn.plan_id,
+                        {"transaction": txn.id, "older_than_days": days},
+                    )
             purged.append(txn.id)
         return purged
+
+    def _holds_anything(self, folder: RelPath) -> bool:
+        try:
+            return bool(self.storage.listdir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     # --- audit ----------------------------------------------------------------------------------
 

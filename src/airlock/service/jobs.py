@@ -79,16 +79,26 @@ class Jobs:
 
     def _drain(self, key: str) -> None:
         """Run the scope's jobs in order until its queue is empty."""
-        while True:
+        more = True
+        while more:
             with self._guard:
                 job, force = self._queues[key][0]
-            self._run(job, force)
-            with self._guard:
-                queue = self._queues[key]
-                queue.popleft()
-                if not queue:
-                    del self._queues[key]
-                    return
+            try:
+                self._run(job, force)
+            finally:  # whatever happened, the next job on this scope must not wait forever
+                with self._guard:
+                    queue = self._queues[key]
+                    queue.popleft()
+                    more = bool(queue)
+                    if not more:
+                        del self._queues[key]
+                        self._forget_old_jobs()
+
+    def _forget_old_jobs(self, keep: int = 10_000) -> None:
+        """Keep the newest ``keep`` finished jobs (call with the guard held)."""
+        finished = [job_id for job_id, job in self._jobs.items() if job.finished.is_set()]
+        for job_id in finished[: max(0, len(finished) - keep)]:
+            del self._jobs[job_id]
 
     def _run(self, job: Job, force: bool) -> None:
         def progress(done: int, total: int) -> None:

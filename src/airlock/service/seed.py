@@ -91,6 +91,11 @@ class Health(BaseModel):
     workspace_writable: bool
     recovery_ran: bool
     recovered_transactions: int
+    recovery_failures: list[str] = Field(
+        default_factory=list,
+        description="Interrupted transactions whose undo could not finish (their scopes refuse "
+        "applies until `airlock recover` succeeds).",
+    )
 
 
 def _path(op: SeedOperation, index: int, *names: Literal["source", "destination"]) -> str:
@@ -300,7 +305,7 @@ def health(ws: WorkspaceDep) -> Health:
         store = True
     except Exception:  # the store is down: say so, do not fail the health check itself
         store = False
-    healthy = mounted and projects and store and writable
+    healthy = mounted and projects and store and writable and not ws.recovery_failures
     return Health(
         status="healthy" if healthy else "degraded",
         workspace_mounted=mounted,
@@ -309,4 +314,5 @@ def health(ws: WorkspaceDep) -> Health:
         workspace_writable=writable,
         recovery_ran=True,
         recovered_transactions=len(ws.recovered),
+        recovery_failures=list(ws.recovery_failures),
     )

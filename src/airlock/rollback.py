@@ -8,13 +8,12 @@ those entries aside (into the rollback's trash, so even they are not lost) and s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from airlock.paths import RelPath, render
 from airlock.storage.base import Kind, Storage
-from airlock.validate import Change
+from airlock.validate import Change, tree_digest
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,14 @@ def content_digest(storage: Storage, path: RelPath) -> str | None:
     if entry.kind is Kind.FILE:
         return storage.sha256(path)
     if entry.kind is Kind.DIR:
-        digest = hashlib.sha256()
-        for inner, inner_entry in storage.walk(path):
-            rel = render(inner[len(path) :])
-            content = storage.sha256(inner) if inner_entry.kind is Kind.FILE else ""
-            digest.update(
-                f"{rel}\0{inner_entry.kind}\0{content}\n".encode("utf-8", "surrogatepass")
+        return tree_digest(
+            (
+                render(inner[len(path) :]),
+                inner_entry.kind,
+                storage.sha256(inner) if inner_entry.kind is Kind.FILE else "",
             )
-        return "tree:" + digest.hexdigest()
+            for inner, inner_entry in storage.walk(path)
+        )
     return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,6 +64,14 @@ class Validation(BaseModel):
     bytes_written: int
     bytes_removed: int
     preconditions: dict[str, list[object] | None]
+
+
+def tree_digest(entries: Iterable[tuple[str, Kind, str]]) -> str:
+    """A folder's digest: its entries (relative path, kind, file SHA-256 or ""), parents first."""
+    digest = hashlib.sha256()
+    for rel, kind, content in entries:
+        digest.update(f"{rel}\0{kind}\0{content}\n".encode("utf-8", "surrogatepass"))
+    return "tree:" + digest.hexdigest()
 
 
 # --- the view -----------------------------------------------------------------------------
@@ -213,11 +222,10 @@ class _View:
         return out
 
     def tree_digest(self, path: RelPath) -> str:
-        digest = hashlib.sha256()
-        for rel, kind, _size in self.walk(path):
-            content = self.sha((*path, *rel)) if kind is Kind.FILE else ""
-            digest.update(f"{render(rel)}\0{kind}\0{content}\n".encode("utf-8", "surrogatepass"))
-        return "tree:" + digest.hexdigest()
+        return tree_digest(
+            (render(rel), kind, self.sha((*path, *rel)) if kind is Kind.FILE else "")
+            for rel, kind, _size in self.walk(path)
+        )
 
 
 # --- the simulation -----------------------------------------------------------------------

@@ -484,6 +484,38 @@ class Workspace:
             later = self._later_plan_conflicts(session, txn, changes)
         return later + find_conflicts(self.storage, changes)
 
+    def check_rollback(self, plan_id: str, *, force: bool = False) -> list[Conflict]:
+        """Raise the error ``rollback`` would raise now; else return what ``force`` sets aside.
+
+        For doors that start a rollback in the background and want to refuse at once; rollback
+        checks all of it again under the scope lock.
+        """
+        with self.read_session() as session:
+            _row, txn, changes = self._applied(session, plan_id)
+            later = self._later_plan_conflicts(session, txn, changes)
+        return self._refuse_rollback(plan_id, later, find_conflicts(self.storage, changes), force)
+
+    @staticmethod
+    def _refuse_rollback(
+        plan_id: str, later: list[Conflict], conflicts: list[Conflict], force: bool
+    ) -> list[Conflict]:
+        if later:
+            raise RollbackConflictError(
+                f"plan {plan_id!r} cannot be rolled back before the plans applied after "
+                "it on the same paths",
+                hint="roll those back first (newest first); --force does not override this",
+                details=[str(c) for c in later[:50]],
+            )
+        if conflicts and not force:
+            raise RollbackConflictError(
+                f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} "
+                "path(s) changed since it was applied",
+                hint="review them; `--force` rolls back anyway and sets these aside "
+                "in the trash (listed in the audit log)",
+                details=[str(c) for c in conflicts[:50]],
+            )
+        return conflicts
+
     def _later_plan_conflicts(
         self, session: Session, txn: TransactionRow, changes: list[Change]
     ) -> list[Conflict]:
@@ -544,23 +576,12 @@ class Workspace:
             self._recover_scope(scope, actor)
             with self._session() as session:
                 row, applied_txn, changes = self._applied(session, plan_id)
-                later = self._later_plan_conflicts(session, applied_txn, changes)
-                if later:
-                    raise RollbackConflictError(
-                        f"plan {plan_id!r} cannot be rolled back before the plans applied after "
-                        "it on the same paths",
-                        hint="roll those back first (newest first); --force does not override this",
-                        details=[str(c) for c in later[:50]],
-                    )
-                conflicts = find_conflicts(self.storage, changes)
-                if conflicts and not force:
-                    raise RollbackConflictError(
-                        f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} "
-                        "path(s) changed since it was applied",
-                        hint="review them; `--force` rolls back anyway and sets these aside "
-                        "in the trash (listed in the audit log)",
-                        details=[str(c) for c in conflicts[:50]],
-                    )
+                conflicts = self._refuse_rollback(
+                    plan_id,
+                    self._later_plan_conflicts(session, applied_txn, changes),
+                    find_conflicts(self.storage, changes),
+                    force,
+                )
                 txn_id = _new_txn_id()
                 applied_steps = [Step.from_json(s) for s in applied_txn.steps]
                 steps = journal.compile_rollback(applied_steps, txn_id)

@@ -135,15 +135,7 @@ def rollback_plan(
 ) -> JobOut:
     who.require(Role.APPROVER, "roll back plans")
     force = (request or RollbackRequest()).force
-    conflicts = ws.rollback_conflicts(plan_id)
-    if conflicts and not force:
-        from airlock.errors import RollbackConflictError
-
-        raise RollbackConflictError(
-            f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} path(s) changed",
-            hint='review them; send {"force": true} to set them aside and roll back anyway',
-            details=[str(c) for c in conflicts[:50]],
-        )
+    ws.check_rollback(plan_id, force=force)
     return JobOut(**jobs.start(plan_id, "rollback", who.name, force=force).to_dict())
 
 

@@ -272,15 +272,7 @@ def seed_rollback(
     ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: str
 ) -> SeedRollbackResult:
     who.require(Role.APPROVER, "roll back plans")
-    conflicts = ws.rollback_conflicts(plan_id)
-    if conflicts:
-        from airlock.errors import RollbackConflictError
-
-        raise RollbackConflictError(
-            f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} path(s) changed",
-            hint="a person reviews the conflicts in the web page or with `airlock plan rollback --force`",
-            details=[str(c) for c in conflicts[:50]],
-        )
+    ws.check_rollback(plan_id)
     job = jobs.start(plan_id, "rollback", who.name)
     job.finished.wait()
     result = job.result or {}

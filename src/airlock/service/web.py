@@ -398,18 +398,14 @@ def rollback(request: Request, plan_id: str, force: Annotated[bool, Form()] = Fa
     ws = _ws(request)
     try:
         who.require(Role.APPROVER, "roll back plans")
-        conflicts = ws.rollback_conflicts(plan_id)
+        ws.check_rollback(plan_id, force=force)
     except (NotFoundError, NotPermittedError) as exc:
         return _error_page(request, who, exc)
+    except RollbackConflictError as exc:
+        exc.hint = "review them below; tick “roll back anyway” to set them aside and roll back"
+        return _rollback_page(request, who, plan_id, error=exc)
     except AirlockError as exc:
         return _plan_page(request, who, plan_id, error=exc)
-    if conflicts and not force:
-        refusal = RollbackConflictError(
-            f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} path(s) "
-            "changed since it was applied",
-            hint="review them below; tick “roll back anyway” to set them aside and roll back",
-        )
-        return _rollback_page(request, who, plan_id, error=refusal)
     try:
         job = _jobs(request).start(plan_id, "rollback", who.name, force=force)
     except AirlockError as exc:

@@ -33,6 +33,7 @@ EVENT_KINDS = (
     "failed",
     "rolled_back",
     "recovered",
+    "ran",
     "purged",
     "token_created",
     "token_revoked",

@@ -14,7 +14,8 @@
     │   └── AuthenticationError              HTTP 401  no valid token
     ├── BusyError                     exit 7   HTTP 423  another process holds the scope
     ├── StorageError                  exit 8   HTTP 507  the filesystem refused (full, read-only, denied)
-    └── IntegrityError                exit 9   HTTP 500  the audit chain or state is damaged
+    ├── IntegrityError                exit 9   HTTP 500  the audit chain or state is damaged
+    └── SandboxUnavailableError       exit 10  HTTP 503  no sandbox backend can run here
 
 Every message says what went wrong and, in ``hint``, what to do next. Foreign exceptions
 (``OSError``) are translated once, in :func:`storage_error`. The CLI's exit codes and the
@@ -122,6 +123,11 @@ class StorageError(AirlockError):
 class IntegrityError(AirlockError):
     exit_code = 9
     http_status = 500
+
+
+class SandboxUnavailableError(AirlockError):
+    exit_code = 10
+    http_status = 503
 
 
 _OS_HINTS: dict[int, tuple[str, str]] = {

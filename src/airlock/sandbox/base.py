@@ -1,0 +1,97 @@
+"""The sandbox interface: run a command with these mounts and limits, nothing else.
+
+A backend turns a :class:`Request` into the command line that runs it isolated. Airlock runs
+that command line itself, inside a private mount namespace that already holds the writable view
+of the scope, and around it enforces the wall-clock timeout and the output limit, so a backend
+need not. What every backend must guarantee, checked by ``tests/sandbox_conformance.py``:
+
+- ``request.view`` (a host folder) appears writable at ``/scope`` and at
+  ``/workspace/<scope>``, and the working directory is ``/scope``;
+- the rest of ``request.workspace`` appears read-only at ``/workspace``, except the folders in
+  ``request.hidden`` (Airlock's state), which are not visible at all; ``/workspace/Tools``
+  stays runnable;
+- nothing else of the host is visible but the system's programs and libraries (``/usr``), a few
+  harmless files of ``/etc``, an empty private ``/tmp``, and ``/proc`` and ``/dev`` of its own:
+  no home folders, no keys, no ``/etc/shadow``;
+- the environment holds only ``request.env``; there is no network unless ``request.network``;
+- no privilege: no capabilities, no setuid, no new user namespaces where the backend can stop them;
+- ``request.limits.memory`` bounds the memory and ``request.limits.processes`` the number of
+  processes the command may use, unless Airlock's cgroup already does (``request.cgroup``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from airlock.paths import RelPath
+
+SCOPE_MOUNT = "/scope"
+WORKSPACE_MOUNT = "/workspace"
+SANDBOX_PATH = "/workspace/Tools:/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a run may use. Sizes are bytes, times seconds."""
+
+    timeout: float = 300.0
+    memory: int = 2 << 30
+    processes: int = 256
+    output: int = 1 << 20
+    write: int = 1 << 30
+
+    def describe(self) -> dict[str, float | int]:
+        return {
+            "timeout_s": self.timeout,
+            "memory_bytes": self.memory,
+            "processes": self.processes,
+            "output_bytes": self.output,
+            "write_bytes": self.write,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """One command to run isolated, and everything it may see."""
+
+    command: tuple[str, ...]
+    workspace: Path
+    scope: RelPath
+    view: Path
+    scratch: Path
+    hidden: tuple[RelPath, ...] = ()
+    network: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cgroup: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class Sandbox(ABC):
+    """A way to run a :class:`Request` isolated. Register new ones in :mod:`airlock.sandbox`."""
+
+    name: ClassVar[str]
+    needs_root: ClassVar[bool] = False
+
+    @abstractmethod
+    def problem(self) -> str | None:
+        """None if this backend can run here, else what is missing and how to get it."""
+
+    @abstractmethod
+    def argv(self, request: Request) -> list[str]:
+        """The command line that runs ``request`` isolated (it may write into request.scratch)."""
+
+
+def default_env(request: Request) -> list[tuple[str, str]]:
+    """The whole environment a sandboxed command sees."""
+    env = {
+        "PATH": SANDBOX_PATH,
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "AIRLOCK_SCOPE": "/".join(request.scope),
+    }
+    env.update(dict(request.env))
+    return sorted(env.items())

@@ -1,0 +1,133 @@
+"""A user-space kernel between the code and the host: gVisor (Debian's ``runsc``).
+
+Airlock writes an OCI bundle (``config.json`` and an empty root folder) into the run's scratch
+folder and starts ``runsc run`` on it. runsc needs root on the host; the code inside runs as the
+sandbox's own root with no capabilities at all.
+
+Known limit of the runsc Debian ships (release 2022-12-19): it answers ``statx`` calls with the
+flags GNU coreutils 9 use with "Invalid argument", so ``ls`` and ``stat`` fail inside; Python,
+``cat``, ``cp``, ``mv`` and most other programs work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from airlock.sandbox.base import SCOPE_MOUNT, WORKSPACE_MOUNT, Request, Sandbox, default_env
+from airlock.sandbox.system import ETC_FILES, ROOT_LINKS, sandbox_passwd
+
+
+def _bind(source: str | Path, destination: str, *, writable: bool = False) -> dict[str, Any]:
+    return {
+        "destination": destination,
+        "type": "bind",
+        "source": str(source),
+        "options": ["rbind", "rw" if writable else "ro", "nosuid", "nodev"],
+    }
+
+
+class Gvisor(Sandbox):
+    name = "gvisor"
+    needs_root = True
+
+    def problem(self) -> str | None:
+        if shutil.which("runsc") is None:
+            return "gVisor is not installed (apt-get install runsc, or `make sandbox-tools`)"
+        if os.geteuid() != 0:
+            return "the gvisor sandbox needs Airlock to run as root; use --sandbox bwrap"
+        return None
+
+    def argv(self, request: Request) -> list[str]:
+        bundle = request.scratch / "bundle"
+        rootfs = bundle / "rootfs"
+        for folder in ("usr", "etc", "proc", "dev", "tmp", "scope", "workspace"):
+            (rootfs / folder).mkdir(parents=True, exist_ok=True)
+        mounts: list[dict[str, Any]] = [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": [f"size={request.limits.write}", "nosuid", "nodev"],
+            },
+            _bind("/usr", "/usr"),
+        ]
+        for name in ROOT_LINKS:
+            host = Path("/") / name
+            if host.is_symlink():
+                link = rootfs / name
+                if not link.is_symlink():
+                    link.symlink_to(os.readlink(host))
+            elif host.is_dir():
+                (rootfs / name).mkdir(exist_ok=True)
+                mounts.append(_bind(host, f"/{name}"))
+        etc = [*ETC_FILES, *(("resolv.conf", "hosts") if request.network else ())]
+        for name in etc:
+            host = Path("/etc") / name
+            if host.exists():
+                mounts.append(_bind(host, f"/etc/{name}"))
+        passwd, group = sandbox_passwd(request.scratch, 0)
+        mounts += [_bind(passwd, "/etc/passwd"), _bind(group, "/etc/group")]
+        mounts.append(_bind(request.workspace, WORKSPACE_MOUNT))
+        for hidden in request.hidden:
+            mounts.append(
+                {
+                    "destination": "/".join((WORKSPACE_MOUNT, *hidden)),
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["ro", "size=4096"],
+                }
+            )
+        inside = "/".join((WORKSPACE_MOUNT, *request.scope))
+        mounts += [
+            _bind(request.view, inside, writable=True),
+            _bind(request.view, SCOPE_MOUNT, writable=True),
+        ]
+        no_caps: list[str] = []
+        config = {
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": False,
+                "user": {"uid": 0, "gid": 0},
+                "args": list(request.command),
+                "env": [f"{key}={value}" for key, value in default_env(request)],
+                "cwd": SCOPE_MOUNT,
+                "noNewPrivileges": True,
+                "capabilities": {
+                    kind: no_caps
+                    for kind in ("bounding", "effective", "permitted", "inheritable", "ambient")
+                },
+                "rlimits": [
+                    {
+                        "type": "RLIMIT_AS",
+                        "hard": request.limits.memory,
+                        "soft": request.limits.memory,
+                    }
+                ],
+            },
+            "root": {"path": "rootfs", "readonly": True},
+            "hostname": "airlock",
+            "mounts": mounts,
+            "linux": {
+                "namespaces": [
+                    {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
+                ],
+            },
+        }
+        (bundle / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        return [
+            shutil.which("runsc") or "runsc",
+            "--root",
+            str(request.scratch / "runsc-state"),
+            "--network",
+            "host" if request.network else "none",
+            "run",
+            "--bundle",
+            str(bundle),
+            f"airlock-{request.scratch.name}",
+        ]

@@ -1,0 +1,38 @@
+"""The slice of the host system every sandbox shows: programs and libraries, and no secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+"""Top-level folders that are links into /usr on a merged-/usr system, or folders of their own."""
+
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "nsswitch.conf",
+    "mime.types",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "python3",
+    "python3.11",
+)
+"""Files of /etc that programs need and that tell nothing about the host (no shadow, no keys)."""
+
+
+def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
+    """A passwd and group file naming only root, the agent (``uid``) and nobody."""
+    passwd = scratch / "passwd"
+    group = scratch / "group"
+    passwd.write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"agent:x:{uid}:{uid}:Airlock sandbox:/tmp:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        encoding="utf-8",
+    )
+    group.write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n", encoding="utf-8")
+    return passwd, group

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest browser bench bench-service schema clean
+.PHONY: help demo test lint fmt typecheck pytest browser sandbox-tools bench bench-service bench-runs schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -41,11 +41,27 @@ browser:  ## Debian's chromium for the web page's browser tests (installed only 
 		fi; \
 	fi
 
-pytest: $(STAMP) browser  ## Every test (crash, fault, property and path tests included)
+sandbox-tools:  ## Debian's bubblewrap and runsc (gVisor) for sandboxed runs (installed only if missing, as root)
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v runsc >/dev/null || missing="$$missing runsc"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+		else \
+			echo "missing:$$missing; run 'sudo apt-get install -y$$missing'" \
+				"(the sandbox tests are skipped without them)"; \
+		fi; \
+	fi
+
+pytest: $(STAMP) browser sandbox-tools  ## Every test (crash, fault, property and path tests included)
 	$(BIN)/pytest
 
 bench: $(STAMP)  ## Apply/validate/recovery benchmarks (prints figures and ratios)
 	$(BIN)/python bench/bench_apply.py
+
+bench-runs: $(STAMP) sandbox-tools  ## Sandboxed runs: latency beside bare bwrap/runsc, capture time vs scope size
+	$(BIN)/python bench/bench_runs.py
 
 bench-service: $(STAMP)  ## Load the HTTP service: 50 concurrent agents, then check nothing was lost
 	$(BIN)/python bench/bench_service.py

@@ -19,7 +19,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from airlock.service import api, seed
+from airlock.service import api, runs, seed
 from airlock.tokens import Role
 from servicekit import Service, running_service
 
@@ -43,6 +43,8 @@ EXPECTED = {
     ("GET", "/api/v1/jobs/{job_id}/events"),
     ("GET", "/api/v1/audit/events"),
     ("GET", "/api/v1/audit/verify"),
+    ("POST", "/runs"),
+    ("POST", "/api/v1/runs"),
 }
 
 
@@ -79,7 +81,7 @@ def test_openapi_lists_every_route(openapi: dict[str, Any]) -> None:
     assert documented >= EXPECTED, EXPECTED - documented
     served = {
         (method, route.path)
-        for router in (seed.router, api.router)
+        for router in (seed.router, api.router, runs.router)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

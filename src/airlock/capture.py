@@ -88,7 +88,8 @@ def _valid(path: RelPath) -> str | None:
     try:
         for part in path:
             part.encode("utf-8")
-            paths.check_name(part, "name", paths.render(path))
+        # The same check a plan's paths get (control characters, backslashes, lengths).
+        paths.parse(paths.render(path), "name")
     except UnsafePathError as exc:
         return exc.message
     except UnicodeEncodeError:
@@ -168,7 +169,9 @@ def capture(changes: Iterable[Change], sides: Sides) -> Captured:
             writes.append((path, data, False))
     if replaced:
         deleted = {path for path in deleted if not fresh(path)}
-    deleted = {path for path in deleted if not any(path[:i] in deleted for i in range(1, len(path)))}
+    deleted = {
+        path for path in deleted if not any(path[:i] in deleted for i in range(1, len(path)))
+    }
 
     moves, moved_sources, unmatched = _find_moves(new_files, deleted, sides)
     writes += [(path, data, False) for path, data in unmatched]

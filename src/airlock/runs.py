@@ -63,7 +63,9 @@ class RunResult:
         if out.timed_out:
             return "stopped: the run went past its timeout; nothing it changed was kept"
         if out.output_limited:
-            return "stopped: the run printed more than its output limit; nothing it changed was kept"
+            return (
+                "stopped: the run printed more than its output limit; nothing it changed was kept"
+            )
         if out.exit_code is None:
             return f"the sandbox could not start: {out.launcher_error or 'no exit code'}"
         if self.plan is None:
@@ -109,10 +111,12 @@ def run(
 ) -> RunResult:
     """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan."""
     scope_path = _check_scope(ws, scope)
-    if not command or not all(isinstance(part, str) and part for part in command):
+    if not command or not all(isinstance(part, str) for part in command) or not command[0]:
         raise InputError(
             "no command to run", hint="give the command after `--`, e.g. airlock run ... -- ls"
         )
+    if any("\x00" in part for part in command):
+        raise InputError("the command contains a NUL character", hint="remove it and retry")
     backend = get_sandbox(sandbox)
     limits = limits or default_limits(ws)
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -155,9 +159,7 @@ def run(
                 group.remove()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = RunResult(
-        run_id, paths.render(scope_path), list(command), backend.name, mode, outcome
-    )
+    result = RunResult(run_id, paths.render(scope_path), list(command), backend.name, mode, outcome)
     result.skipped = captured.skipped
     if captured.operations:
         text = shlex.join(command)
@@ -179,7 +181,9 @@ def run(
 def _check_scope(ws: Workspace, scope: str) -> RelPath:
     scope_path = paths.parse(scope, "scope")
     if scope_path[0] == STATE_DIR:
-        raise NotPermittedError(f"scope {scope!r} is Airlock's own state", hint="pick a case folder")
+        raise NotPermittedError(
+            f"scope {scope!r} is Airlock's own state", hint="pick a case folder"
+        )
     problem = ws.policy.scope_problem(scope_path)
     if problem is not None:
         raise NotPermittedError(problem, hint="run over a case folder such as projects/<case>")
@@ -218,7 +222,7 @@ def _layout(ws: Workspace, scope: RelPath, scratch: Path, limits: Limits) -> tup
 
 def overlay_problem(layout: Layout) -> str | None:
     """Why no overlay can be mounted over this scope's filesystem (probed once), or None."""
-    key = os.stat(layout.lower or "/").st_dev
+    key = (layout.lower or Path("/")).stat().st_dev
     if key not in _overlay_problems:
         with launch(["true"], layout, timeout=30, output_limit=65536, cgroup=None) as (out, _):
             _overlay_problems[key] = (

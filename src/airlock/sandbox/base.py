@@ -30,6 +30,7 @@ from airlock.paths import RelPath
 
 SCOPE_MOUNT = "/scope"
 WORKSPACE_MOUNT = "/workspace"
+SANDBOX_TMP = "/tmp"  # noqa: S108 - inside the sandbox: a private, empty tmpfs
 SANDBOX_PATH = "/workspace/Tools:/usr/local/bin:/usr/bin:/bin"
 
 
@@ -88,9 +89,9 @@ def default_env(request: Request) -> list[tuple[str, str]]:
     """The whole environment a sandboxed command sees."""
     env = {
         "PATH": SANDBOX_PATH,
-        "HOME": "/tmp",
+        "HOME": SANDBOX_TMP,
         "LANG": "C.UTF-8",
-        "TMPDIR": "/tmp",
+        "TMPDIR": SANDBOX_TMP,
         "AIRLOCK_SCOPE": "/".join(request.scope),
     }
     env.update(dict(request.env))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from airlock.sandbox.base import SCOPE_MOUNT, WORKSPACE_MOUNT, Request, Sandbox, default_env
+from airlock.sandbox.base import (
+    SANDBOX_TMP,
+    SCOPE_MOUNT,
+    WORKSPACE_MOUNT,
+    Request,
+    Sandbox,
+    default_env,
+)
 from airlock.sandbox.system import ETC_FILES, ROOT_LINKS, sandbox_passwd
 
 SANDBOX_UID = 1000
@@ -17,7 +23,9 @@ class Bwrap(Sandbox):
 
     def problem(self) -> str | None:
         if shutil.which("bwrap") is None:
-            return "bubblewrap is not installed (apt-get install bubblewrap, or `make sandbox-tools`)"
+            return (
+                "bubblewrap is not installed (apt-get install bubblewrap, or `make sandbox-tools`)"
+            )
         return None
 
     def argv(self, request: Request) -> list[str]:
@@ -45,7 +53,7 @@ class Bwrap(Sandbox):
         for name in ROOT_LINKS:
             host = Path("/") / name
             if host.is_symlink():
-                argv += ["--symlink", os.readlink(host), f"/{name}"]
+                argv += ["--symlink", str(host.readlink()), f"/{name}"]
             elif host.is_dir():
                 argv += ["--ro-bind", str(host), f"/{name}"]
         etc = [*ETC_FILES, *(("resolv.conf", "hosts") if request.network else ())]
@@ -54,7 +62,7 @@ class Bwrap(Sandbox):
         passwd, group = sandbox_passwd(request.scratch, SANDBOX_UID)
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group"]
         argv += ["--proc", "/proc", "--dev", "/dev"]
-        argv += ["--size", str(request.limits.write), "--tmpfs", "/tmp"]
+        argv += ["--size", str(request.limits.write), "--tmpfs", SANDBOX_TMP]
         argv += ["--ro-bind", str(request.workspace), WORKSPACE_MOUNT]
         for hidden in request.hidden:
             target = "/".join((WORKSPACE_MOUNT, *hidden))

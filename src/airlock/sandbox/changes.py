@@ -72,7 +72,7 @@ def copy_scope(original: Path, copy: Path) -> None:
     def specials(folder: str, names: list[str]) -> list[str]:
         skip = []
         for name in names:
-            mode = os.lstat(os.path.join(folder, name)).st_mode
+            mode = (Path(folder) / name).lstat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
                 skip.append(name)
         return skip
@@ -109,9 +109,8 @@ def copy_changes(original: Path, copy: Path) -> list[Change]:
             elif kind is Kind.FILE:
                 if (st.st_size, st.st_mtime_ns) != (was.st_size, was.st_mtime_ns):
                     changes.append(Change(path, kind))
-            elif kind is Kind.SYMLINK:
-                if os.readlink(before / name) != os.readlink(after / name):
-                    changes.append(Change(path, kind))
+            elif kind is Kind.SYMLINK and (before / name).readlink() != (after / name).readlink():
+                changes.append(Change(path, kind))
 
     walk(original, copy, ())
     return changes
@@ -155,4 +154,3 @@ class LocalSides:
         fd = os.open(self.result.joinpath(*path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as handle:
             return handle.read()
-

@@ -17,7 +17,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from airlock.sandbox.base import SCOPE_MOUNT, WORKSPACE_MOUNT, Request, Sandbox, default_env
+from airlock.sandbox.base import (
+    SANDBOX_TMP,
+    SCOPE_MOUNT,
+    WORKSPACE_MOUNT,
+    Request,
+    Sandbox,
+    default_env,
+)
 from airlock.sandbox.system import ETC_FILES, ROOT_LINKS, sandbox_passwd
 
 
@@ -50,7 +57,7 @@ class Gvisor(Sandbox):
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
             {
-                "destination": "/tmp",
+                "destination": SANDBOX_TMP,
                 "type": "tmpfs",
                 "source": "tmpfs",
                 "options": [f"size={request.limits.write}", "nosuid", "nodev"],
@@ -62,7 +69,7 @@ class Gvisor(Sandbox):
             if host.is_symlink():
                 link = rootfs / name
                 if not link.is_symlink():
-                    link.symlink_to(os.readlink(host))
+                    link.symlink_to(host.readlink())
             elif host.is_dir():
                 (rootfs / name).mkdir(exist_ok=True)
                 mounts.append(_bind(host, f"/{name}"))

@@ -1,6 +1,7 @@
 """Run a backend's command line inside the run's mount namespace, and watch over it.
 
-The command runs under a small ``sh`` launcher. In overlay mode the launcher is started in a
+The command runs under a small ``bash`` launcher (bash, not dash: the pipe descriptors it
+is handed may be numbered above 9). In overlay mode the launcher is started in a
 private mount namespace (``unshare``; a user namespace too when Airlock is not root) where it
 mounts a size-limited tmpfs for the upper layer and the overlay of the scope on top of the real
 scope, then runs the backend. When the command is done the launcher reports its exit code on a
@@ -89,9 +90,7 @@ class Running:
         return Path(f"/proc/{self.proc.pid}/root")
 
 
-def _launcher_argv(
-    layout: Layout, cgroup: Cgroup | None, code_fd: int, hold_fd: int
-) -> list[str]:
+def _launcher_argv(layout: Layout, cgroup: Cgroup | None, code_fd: int, hold_fd: int) -> list[str]:
     prefix: list[str] = []
     if layout.lower is not None:
         prefix = ["unshare", "--mount", "--propagation", "private"]
@@ -100,7 +99,9 @@ def _launcher_argv(
     options = ",userxattr" if layout.userns else ""
     return [
         *prefix,
-        "sh",
+        "bash",
+        "--noprofile",
+        "--norc",
         "-c",
         LAUNCHER,
         "airlock-launcher",

@@ -153,7 +153,7 @@ _HTTP_ERRORS = {
 
 
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
-    from airlock.service import api, seed, web
+    from airlock.service import api, runs, seed, web
 
     jobs = Jobs(ws, settings.apply_workers)
 
@@ -216,6 +216,7 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
 
     app.include_router(seed.router)
     app.include_router(api.router)
+    app.include_router(runs.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -14,6 +14,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# bubblewrap for sandboxed runs (`airlock run`, POST /runs). Inside a container they also need
+# user namespaces: run with --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+# (or a seccomp profile that allows unshare/mount), see docs/operating.md.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/airlock
 COPY pyproject.toml README.md ./
 COPY src ./src

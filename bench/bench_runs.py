@@ -111,7 +111,7 @@ def library_true(ws: Workspace, sandbox: str) -> runs.RunResult:
 
 def row(name: str, samples: Sequence[float], note: str = "") -> None:
     print(
-        f"{name:<44} {len(samples):>4} {ms(statistics.median(samples))} "
+        f"{name:<46} {len(samples):>4} {ms(statistics.median(samples))} "
         f"{ms(percentile(samples, 95))}  {note}".rstrip()
     )
 
@@ -161,7 +161,7 @@ def latency(ws: Workspace, parent: Path, n: int, n_gvisor: int) -> dict[str, flo
         inside.append(result.outcome.seconds)
     rest = [lib - sandboxed for lib, sandboxed in zip(library, inside, strict=True)]
 
-    print(f"{'latency of `true`':<44} runs   p50 ms   p95 ms")
+    print(f"{'latency of `true`':<46} runs   p50 ms   p95 ms")
     row("bare bwrap (the backend's argv)", bare)
     row('runs.run(sandbox="bwrap")', library)
     row("  of which launcher + bwrap (outcome.seconds)", inside)
@@ -202,7 +202,7 @@ def latency(ws: Workspace, parent: Path, n: int, n_gvisor: int) -> dict[str, flo
 def command_line(ws: Workspace, n: int, bare_p50: float) -> None:
     airlock = Path(sys.executable).with_name("airlock")
     print()
-    print(f"{'command line, end to end':<44} runs   p50 ms   p95 ms")
+    print(f"{'command line, end to end':<46} runs   p50 ms   p95 ms")
     if not airlock.exists():
         print("CLI: not available (no airlock script beside the interpreter)")
         return
@@ -409,7 +409,8 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     parent = Path(tempfile.mkdtemp(prefix="airlock-bench-runs-", dir=args.dir))
     try:
-        print(f"# {os.cpu_count()} cores, euid {os.geteuid()}, in {parent}, cache {args.cache}")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"# {os.cpu_count()} cores (load average {load}), euid {os.geteuid()}, in {parent}")
         ws = small_workspace(parent)
         try:
             figures = latency(ws, parent, n, n_gvisor)

@@ -121,8 +121,12 @@ class Gvisor(Sandbox):
             "hostname": "airlock",
             "mounts": mounts,
             "linux": {
+                # With --network host, runsc uses the network namespace it runs in; asking for
+                # a new one as well leaves the sandbox with no network at all.
                 "namespaces": [
-                    {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
+                    {"type": kind}
+                    for kind in ("pid", "network", "ipc", "uts", "mount")
+                    if not (kind == "network" and request.network)
                 ],
             },
         }

@@ -69,7 +69,7 @@ class Bwrap(Sandbox):
             argv += ["--size", "4096", "--tmpfs", target, "--remount-ro", target]
         inside = "/".join((WORKSPACE_MOUNT, *request.scope))
         argv += ["--bind", str(request.view), inside, "--bind", str(request.view), SCOPE_MOUNT]
-        argv += ["--chdir", SCOPE_MOUNT, "--clearenv"]
+        argv += ["--remount-ro", "/", "--chdir", SCOPE_MOUNT, "--clearenv"]
         for key, value in default_env(request):
             argv += ["--setenv", key, value]
         argv += ["--", *request.command]

@@ -33,7 +33,10 @@ class Cgroup:
         if self.memory == self.pids:  # v2
             if _count(self.memory / "memory.events", ("max", "oom_kill")):
                 found.append("memory")
-        elif _read_int(self.memory / "memory.failcnt"):
+        elif _read_int(self.memory / "memory.failcnt") or _count(
+            self.memory / "memory.oom_control", ("oom_kill",)
+        ):
+            # Some v1 kernels count an OOM kill in oom_control but leave failcnt at 0.
             found.append("memory")
         if _count(self.pids / "pids.events", ("max",)):
             found.append("processes")

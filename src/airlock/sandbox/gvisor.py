@@ -114,7 +114,14 @@ class Gvisor(Sandbox):
                         "type": "RLIMIT_AS",
                         "hard": request.limits.memory,
                         "soft": request.limits.memory,
-                    }
+                    },
+                    # The run's cgroup counts the sentry's host threads, not the sandbox's
+                    # processes; the sentry enforces this limit on those itself.
+                    {
+                        "type": "RLIMIT_NPROC",
+                        "hard": request.limits.processes,
+                        "soft": request.limits.processes,
+                    },
                 ],
             },
             "root": {"path": "rootfs", "readonly": True},

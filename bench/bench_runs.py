@@ -295,29 +295,28 @@ class Timers:
         return uninstall
 
 
-def change_run(ws: Workspace, rounds: int) -> dict[str, float]:
-    """runs.run of the change script, median of ``rounds``, with where the time went."""
-    samples: dict[str, list[float]] = {k: [] for k in ("total", "sandbox", "read", "capture")}
-    for _ in range(rounds):
-        timers = Timers()
-        uninstall = timers.install()
-        try:
-            start = time.perf_counter()
-            result = runs.run(ws, BIG_SCOPE, ["python3", "-c", CHANGE_SCRIPT], actor="bench")
-            total = time.perf_counter() - start
-        finally:
-            uninstall()
-        ops = [op.op for op in result.plan.plan.operations] if result.plan else []
-        counts = dict(Counter(ops))
-        if result.outcome.exit_code != 0 or counts != {"write": 900, "move": 100}:
-            raise SystemExit(f"the change run went wrong: {counts} {result.to_dict()}")
-        samples["total"].append(total)
-        samples["sandbox"].append(result.outcome.seconds)
-        samples["read"].append(timers.read)
-        samples["capture"].append(timers.capture)
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    med["rest"] = med["total"] - med["sandbox"] - med["read"] - med["capture"]
-    return med
+def change_run(ws: Workspace) -> dict[str, float]:
+    """One runs.run of the change script, with where the time went."""
+    timers = Timers()
+    uninstall = timers.install()
+    try:
+        start = time.perf_counter()
+        result = runs.run(ws, BIG_SCOPE, ["python3", "-c", CHANGE_SCRIPT], actor="bench")
+        total = time.perf_counter() - start
+    finally:
+        uninstall()
+    ops = [op.op for op in result.plan.plan.operations] if result.plan else []
+    counts = dict(Counter(ops))
+    if result.outcome.exit_code != 0 or counts != {"write": 900, "move": 100}:
+        raise SystemExit(f"the change run went wrong: {counts} {result.to_dict()}")
+    sandbox = result.outcome.seconds
+    return {
+        "total": total,
+        "sandbox": sandbox,
+        "read": timers.read,
+        "capture": timers.capture,
+        "rest": total - sandbox - timers.read - timers.capture,
+    }
 
 
 def copy_mode(ws: Workspace, parent: Path, rounds: int) -> dict[str, float]:
@@ -340,22 +339,30 @@ def copy_mode(ws: Workspace, parent: Path, rounds: int) -> dict[str, float]:
     return {"copy": statistics.median(copies), "diff": statistics.median(diffs)}
 
 
-def capture_section(cache: Path, parent: Path, sizes: Sequence[int], rounds: int) -> None:
-    results: dict[int, dict[str, float]] = {}
-    copies: dict[int, dict[str, float]] = {}
-    for files in sizes:
-        ws = cached_workspace(cache, files)
-        try:
-            os.sync()
-            change_run(ws, 1)  # warm-up (page cache, overlay probe)
-            results[files] = change_run(ws, rounds)
-            copies[files] = copy_mode(ws, parent, rounds)
-        finally:
+def capture_section(
+    cache: Path, parent: Path, sizes: Sequence[int], rounds: int, copy_rounds: int
+) -> None:
+    workspaces = {files: cached_workspace(cache, files) for files in sizes}
+    try:
+        os.sync()
+        for ws in workspaces.values():
+            change_run(ws)  # warm-up (page cache, overlay probe)
+        samples: dict[int, list[dict[str, float]]] = {files: [] for files in sizes}
+        for _ in range(rounds):  # interleaved, so drift on the machine hits both sizes alike
+            for files, ws in workspaces.items():
+                samples[files].append(change_run(ws))
+        copies = {files: copy_mode(ws, parent, copy_rounds) for files, ws in workspaces.items()}
+    finally:
+        for ws in workspaces.values():
             ws.close()
+    results = {
+        files: {key: statistics.median(one[key] for one in runs_) for key in runs_[0]}
+        for files, runs_ in samples.items()
+    }
     print()
     print(
         "capture: 1,000 changed files (800 overwritten, 100 new, 100 renamed), "
-        f"runs.run end to end, median of {rounds}"
+        f"runs.run end to end, median of {rounds} (copy fallback: of {copy_rounds})"
     )
     print(
         f"{'scope files':>11} {'run s':>7} {'sandbox':>8} {'read':>7} {'capture':>8} "
@@ -392,7 +399,8 @@ def main() -> None:
     parser.add_argument("--gvisor-runs", type=int, default=None, help="default 10")
     parser.add_argument("--cli-runs", type=int, default=None, help="default 10")
     parser.add_argument("--files", type=int, default=None, help="large scope (default 100,000)")
-    parser.add_argument("--rounds", type=int, default=None, help="capture rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="capture rounds (default 5)")
+    parser.add_argument("--copy-rounds", type=int, default=1, help="copy fallback rounds")
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "airlock-bench-runs-cache"
     )
@@ -405,7 +413,7 @@ def main() -> None:
     n_gvisor = args.gvisor_runs or (5 if quick else 10)
     n_cli = args.cli_runs or (5 if quick else 10)
     files = args.files or (10_000 if quick else 100_000)
-    rounds = args.rounds or (1 if quick else 3)
+    rounds = args.rounds or (1 if quick else 5)
     args.cache.mkdir(parents=True, exist_ok=True)
     parent = Path(tempfile.mkdtemp(prefix="airlock-bench-runs-", dir=args.dir))
     try:
@@ -417,7 +425,7 @@ def main() -> None:
             command_line(ws, n_cli, figures["bare"])
         finally:
             ws.close()
-        capture_section(args.cache, parent, [1000, files], rounds)
+        capture_section(args.cache, parent, [1000, files], rounds, args.copy_rounds)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 

@@ -347,10 +347,14 @@ OPS = (
     "dir_to_file",
     "mkdir_new",
     "rename_dir",
+    "remake_dir",
 )
 
 
-def mutate(root: str, steps: list[list[int]]) -> list[list[str]]:
+Step = tuple[str, int, int, int]
+
+
+def mutate(root: str, steps: list[Step]) -> list[list[str]]:
     """Apply abstract steps (op, a, b, c) to the tree at ``root`` with plain os calls; return
     [original path, path now] for every untouched original file that now lives elsewhere.
 
@@ -362,18 +366,6 @@ def mutate(root: str, steps: list[list[int]]) -> list[list[str]]:
     import os
     import shutil
 
-    ops = (
-        "write_new",
-        "overwrite",
-        "touch",
-        "delete",
-        "rmtree",
-        "rename",
-        "file_to_dir",
-        "dir_to_file",
-        "mkdir_new",
-        "rename_dir",
-    )
     new_files = ("g1", "g2")
     new_dirs = ("n1", "n2")
     contents = (b"new-A", b"new content B", b"\xff\xfe\x00 binary")
@@ -417,8 +409,7 @@ def mutate(root: str, steps: list[list[int]]) -> list[list[str]]:
 
     files, _ = listing()
     origin = {path: path for path in files}
-    for op_index, a, b, c in steps:
-        op = ops[op_index % len(ops)]
+    for op, a, b, c in steps:
         files, dirs = listing()
         data = contents[c % len(contents)]
         if op == "write_new":
@@ -469,7 +460,7 @@ def mutate(root: str, steps: list[list[int]]) -> list[list[str]]:
                 os.rename(full(src), full(dst))
                 if src in origin:
                     origin[dst] = origin.pop(src)
-        elif op in ("rmtree", "dir_to_file", "rename_dir") and len(dirs) > 1:
+        elif op in ("rmtree", "dir_to_file", "rename_dir", "remake_dir") and len(dirs) > 1:
             folder = dirs[1:][a % (len(dirs) - 1)]
             if op == "rmtree":
                 shutil.rmtree(full(folder))
@@ -477,6 +468,12 @@ def mutate(root: str, steps: list[list[int]]) -> list[list[str]]:
             elif op == "dir_to_file":
                 shutil.rmtree(full(folder))
                 put(folder, data)
+                forget(folder)
+            elif op == "remake_dir":  # emptied and made anew: an opaque folder in an overlay
+                shutil.rmtree(full(folder))
+                os.mkdir(full(folder))
+                if c % 2:
+                    put(join(folder, new_files[b % 2]), data)
                 forget(folder)
             else:
                 dst = join(os.path.dirname(folder), new_dirs[b % 2])
@@ -500,17 +497,23 @@ def lower_trees(draw: st.DrawFn) -> Tree:
             path = f"{prefix}{name}"
             tree[path] = None
             fill(path + "/", depth + 1)
-        for name in draw(st.lists(st.sampled_from(FILE_NAMES), unique=True, max_size=3)):
+        files = st.lists(
+            st.sampled_from(FILE_NAMES), unique=True, min_size=1 if depth == 0 else 0, max_size=3
+        )
+        for name in draw(files):
             tree[f"{prefix}{name}"] = draw(st.sampled_from(ORIGINALS))
 
     fill("", 0)
     return tree
 
 
+# Renames are what move detection is for: draw them more often.
+WEIGHTED_OPS = [op for op in OPS for _ in range(3 if op.startswith("rename") else 1)]
 steps_strategy = st.lists(
-    st.lists(st.integers(0, 59), min_size=4, max_size=4).map(
-        lambda s: [s[0] % len(OPS), s[1], s[2], s[3]]
+    st.tuples(
+        st.sampled_from(WEIGHTED_OPS), st.integers(0, 59), st.integers(0, 59), st.integers(0, 59)
     ),
+    min_size=1,
     max_size=8,
 )
 
@@ -608,7 +611,7 @@ def workspace_with(tree: Tree) -> Iterator[tuple[Workspace, Path]]:
 @PROPERTY
 @given(tree=lower_trees(), steps=steps_strategy)
 def test_captured_copy_changes_apply_to_exactly_the_result_and_roll_back(
-    tree: Tree, steps: list[list[int]]
+    tree: Tree, steps: list[Step]
 ) -> None:
     with workspace_with(tree) as (ws, scope):
         copy = scope.parent.parent.parent / "copy"
@@ -619,7 +622,6 @@ def test_captured_copy_changes_apply_to_exactly_the_result_and_roll_back(
         after = snapshot(copy)
         found = copy_changes(scope, copy)
         captured = capture(found, LocalSides(ws.storage, ("projects", "Case"), copy))
-        note(f"steps {[[OPS[s[0]], *s[1:]] for s in steps]}")
         note(f"changes {found}")
         note(f"operations {captured.operations}")
         assert captured.skipped == []

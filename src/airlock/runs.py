@@ -143,16 +143,12 @@ def run(
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
-                    result_root = (
-                        running.root() / str(layout.upper_mount).lstrip("/") / "upper"
-                        if layout.lower is not None
-                        else layout.view
-                    )
-                    changes = (
-                        upper_changes(result_root)
-                        if layout.lower is not None
-                        else copy_changes(ws.root.joinpath(*scope_path), layout.view)
-                    )
+                    if layout.lower is not None:
+                        result_root = running.root() / str(layout.upper_mount).lstrip("/") / "upper"
+                        changes = upper_changes(result_root)
+                    else:
+                        result_root = layout.view
+                        changes = copy_changes(ws.root.joinpath(*scope_path), result_root)
                     captured = capture(changes, LocalSides(ws.storage, scope_path, result_root))
         finally:
             if group is not None:

@@ -8,7 +8,6 @@ a link) and the run's result. No path here is followed through a symbolic link.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -19,18 +18,14 @@ from airlock.capture import Change, Kind
 from airlock.paths import RelPath
 from airlock.storage.base import Kind as StorageKind
 from airlock.storage.base import Storage
+from airlock.storage.local import entry_from_stat
 
 _OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
-def _kind(mode: int) -> Kind:
-    if stat.S_ISREG(mode):
-        return Kind.FILE
-    if stat.S_ISDIR(mode):
-        return Kind.DIR
-    if stat.S_ISLNK(mode):
-        return Kind.SYMLINK
-    return Kind.SPECIAL
+def _kind(st: os.stat_result) -> Kind:
+    """The storage layer's kind of a stat result, as capture names it."""
+    return Kind(entry_from_stat(st).kind.value)
 
 
 def _entries(folder: Path) -> dict[str, os.stat_result]:
@@ -60,7 +55,7 @@ def upper_changes(upper: Path) -> list[Change]:
                 changes.append(Change(path, Kind.DIR, replaces=_opaque(folder / name)))
                 walk(folder / name, path)
             else:
-                changes.append(Change(path, _kind(st.st_mode)))
+                changes.append(Change(path, _kind(st)))
 
     walk(upper, ())
     return changes
@@ -87,7 +82,7 @@ def copy_changes(original: Path, copy: Path) -> list[Change]:
 
     def all_new(folder: Path, rel: RelPath) -> None:
         for name, st in sorted(_entries(folder).items()):
-            kind = _kind(st.st_mode)
+            kind = _kind(st)
             changes.append(Change((*rel, name), kind))
             if kind is Kind.DIR:
                 all_new(folder / name, (*rel, name))
@@ -98,9 +93,9 @@ def copy_changes(original: Path, copy: Path) -> list[Change]:
         changes.extend(Change((*rel, name), Kind.GONE) for name in sorted(set(old) - set(new)))
         for name, st in sorted(new.items()):
             path = (*rel, name)
-            kind = _kind(st.st_mode)
+            kind = _kind(st)
             was = old.get(name)
-            if was is None or _kind(was.st_mode) is not kind:
+            if was is None or _kind(was) is not kind:
                 changes.append(Change(path, kind, replaces=was is not None))
                 if kind is Kind.DIR:
                     all_new(after / name, path)
@@ -126,13 +121,7 @@ class LocalSides:
 
     def lower_kind(self, path: RelPath) -> Kind | None:
         entry = self.storage.stat((*self.scope, *path))
-        if entry is None:
-            return None
-        return {
-            StorageKind.FILE: Kind.FILE,
-            StorageKind.DIR: Kind.DIR,
-            StorageKind.SYMLINK: Kind.SYMLINK,
-        }.get(entry.kind, Kind.SPECIAL)
+        return None if entry is None else Kind(entry.kind.value)
 
     def lower_files(self, path: RelPath) -> Iterator[tuple[RelPath, int]]:
         entry = self.storage.stat((*self.scope, *path))
@@ -145,10 +134,7 @@ class LocalSides:
                 yield from self.lower_files((*path, name))
 
     def lower_digest(self, path: RelPath) -> str:
-        digest = hashlib.sha256()
-        for chunk in self.storage.read((*self.scope, *path)):
-            digest.update(chunk)
-        return digest.hexdigest()
+        return self.storage.sha256((*self.scope, *path))
 
     def upper_bytes(self, path: RelPath) -> bytes:
         fd = os.open(self.result.joinpath(*path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

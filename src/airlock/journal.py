@@ -153,8 +153,9 @@ class Cursor:
         self.path.unlink(missing_ok=True)
 
 
-Content = Callable[[int], bytes]
-"""The bytes a ``create`` step writes, by plan operation index."""
+Content = Callable[[int], bytes | Iterable[bytes]]
+"""The bytes a ``create`` step writes, by plan operation index: whole, or as chunks (a body from
+the content store streams; it may raise after its last chunk if the bytes are damaged)."""
 Hook = Callable[[int], None]
 """Called with the step index before each step (crash tests kill the process here)."""
 Progress = Callable[[int, int], None]
@@ -224,7 +225,8 @@ def _do(storage: Storage, step: Step, content: Content) -> None:
     elif step.kind == "rename":
         storage.rename(step.path, step.target)
     elif step.kind == "create":
-        storage.create(step.path, [content(step.op)])
+        data = content(step.op)
+        storage.create(step.path, [data] if isinstance(data, bytes) else data)
     else:
         _copy_tree(storage, step.path, step.target)
 

@@ -15,9 +15,17 @@ import secrets
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from airlock import paths
+from airlock.content import SHA256_PATTERN, Blob, ContentStore
 from airlock.errors import PlanFormatError, UnsafePathError
 
 
@@ -52,18 +60,31 @@ class Mkdir(_Op):
 
 
 class Write(_Op):
-    """Write a whole file from UTF-8 ``text`` or ``base64`` bytes (exactly one of them)."""
+    """Write a whole file from UTF-8 ``text``, ``base64`` bytes, or a body in Airlock's content
+    store named by ``sha256`` with its ``size`` (exactly one of the three)."""
 
     op: Literal["write"]
     path: SafePath
     text: str | None = None
     base64: str | None = None
+    sha256: str | None = Field(
+        None,
+        pattern=SHA256_PATTERN,
+        description="A body staged in Airlock's content store by a sandboxed run (with 'size'). "
+        "Plans submitted from outside cannot name stored content; send 'text' or 'base64'.",
+    )
+    size: int | None = Field(None, ge=0, description="The size of the stored body, in bytes.")
     overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
 
     @model_validator(mode="after")
     def _one_body(self) -> Write:
-        if (self.text is None) == (self.base64 is None):
-            raise ValueError("give exactly one of 'text' or 'base64'")
+        if [self.text, self.base64, self.sha256].count(None) != 2:
+            raise ValueError(
+                "give exactly one of 'text' or 'base64' "
+                "(or, for a body a sandboxed run stored, 'sha256' with 'size')"
+            )
+        if (self.size is None) != (self.sha256 is None):
+            raise ValueError("'size' goes with 'sha256', and only with it")
         if self.text is not None:
             try:
                 self.text.encode("utf-8")
@@ -79,11 +100,39 @@ class Write(_Op):
                 raise ValueError(f"'base64' is not valid base64: {exc}") from None
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_unused_store_fields(
+        self, handler: pydantic.SerializerFunctionWrapHandler
+    ) -> dict[str, Any]:
+        # A plan without stored bodies dumps (and so digests) exactly as before they existed.
+        data: dict[str, Any] = handler(self)
+        if self.sha256 is None:
+            data.pop("sha256", None)
+            data.pop("size", None)
+        return data
+
+    @property
+    def stored(self) -> Blob | None:
+        """The content-store blob this write names, or None for an inline body."""
+        if self.sha256 is None or self.size is None:
+            return None
+        return Blob(self.sha256, self.size)
+
     def content(self) -> bytes:
+        """The inline body's bytes (a stored body is read from the store: see :meth:`head`)."""
         if self.text is not None:
             return self.text.encode("utf-8")
-        assert self.base64 is not None
+        if self.base64 is None:
+            raise ValueError("this write's body is in the content store; read it from there")
         return base64.b64decode(self.base64, validate=True)
+
+    def head(self, store: ContentStore | None, limit: int) -> bytes:
+        """At most the first ``limit`` bytes of the body (b"" if it is stored and no store is
+        given), for previews."""
+        blob = self.stored
+        if blob is None:
+            return self.content()[:limit]
+        return b"" if store is None else store.head(blob.sha256, limit)
 
 
 class Copy(_Op):

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from airlock import paths
+from airlock.content import ContentStore
 from airlock.errors import UnsafePathError
 from airlock.paths import RelPath, render
 from airlock.plan import Copy, Delete, Mkdir, Move, Plan, Write
@@ -232,9 +233,12 @@ class _View:
 
 
 class _Simulation:
-    def __init__(self, plan: Plan, storage: Storage, policy: Policy) -> None:
+    def __init__(
+        self, plan: Plan, storage: Storage, policy: Policy, content: ContentStore | None
+    ) -> None:
         self.plan = plan
         self.policy = policy
+        self.content = content
         self.view = _View(storage)
         self.scope = plan.scope_path
         self.name_max = storage.name_max()
@@ -489,11 +493,23 @@ class _Simulation:
 
     def _write(self, index: int, op: Write) -> None:
         path = self._path(op.path)
-        content = op.content()
+        blob = op.stored
+        if blob is None:
+            content = op.content()
+            size, sha = len(content), hashlib.sha256(content).hexdigest()
+        else:
+            # The body is not read: its name is its digest, and apply checks the bytes.
+            found = None if self.content is None else self.content.size(blob.sha256)
+            if found != blob.size:
+                raise _Refused(
+                    "content-missing",
+                    f"the stored body {blob.sha256} ({blob.size} bytes) for {render(path)!r} "
+                    "is not in Airlock's content store; capture the run again",
+                )
+            sha, size = blob
         replaces, before = self._destination(index, path, op.overwrite, Kind.FILE)
-        sha = hashlib.sha256(content).hexdigest()
-        self.view.set(path, _VFile(len(content), sha))
-        self.bytes_written += len(content)
+        self.view.set(path, _VFile(size, sha))
+        self.bytes_written += size
         action: Action = "overwrite" if replaces else "create"
         self.counts["overwrite" if replaces else "write"] += 1
         self.changes.append(
@@ -501,7 +517,7 @@ class _Simulation:
                 op=index,
                 action=action,
                 path=render(path),
-                size=len(content),
+                size=size,
                 replaces=replaces,
                 sha256_before=before,
                 sha256_after=sha,
@@ -638,9 +654,12 @@ class _Simulation:
         )
 
 
-def validate(plan: Plan, storage: Storage, policy: Policy) -> Validation:
-    """Simulate ``plan`` on ``storage`` under ``policy``; never changes anything."""
-    return _Simulation(plan, storage, policy).run()
+def validate(
+    plan: Plan, storage: Storage, policy: Policy, content: ContentStore | None = None
+) -> Validation:
+    """Simulate ``plan`` on ``storage`` under ``policy``; never changes anything. Writes that
+    name stored bodies are checked against ``content`` (without one they are refused)."""
+    return _Simulation(plan, storage, policy, content).run()
 
 
 def stale_paths(preconditions: dict[str, list[object] | None], storage: Storage) -> list[str]:

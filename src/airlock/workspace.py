@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airlock import audit, journal
+from airlock.content import ContentStore
 from airlock.db import (
     DecisionRow,
     PlanRow,
@@ -51,7 +52,7 @@ from airlock.errors import (
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
 from airlock.locks import lock_key, scope_lock
 from airlock.paths import STATE_DIR, RelPath
-from airlock.plan import Plan, check_plan_id, new_plan_id, parse_plan
+from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
@@ -69,19 +70,43 @@ def _new_txn_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
 
 
-def _content_of(body: str) -> journal.Content:
-    """Each write's bytes, from the plan's stored JSON (validated at submit), parsed on first use."""
+def _content_of(body: str, store: ContentStore) -> journal.Content:
+    """Each write's bytes, from the plan's stored JSON (validated at submit), parsed on first use;
+    a stored body streams from the content store in chunks."""
     operations: list[dict[str, Any]] = []
 
-    def content(index: int) -> bytes:
+    def content(index: int) -> bytes | Iterator[bytes]:
         if not operations:
             operations.extend(json.loads(body)["operations"])
         op = operations[index]
         if op.get("text") is not None:
             return str(op["text"]).encode("utf-8")
+        if op.get("sha256") is not None:
+            return store.read(op["sha256"])
         return base64.b64decode(op["base64"], validate=True)
 
     return content
+
+
+def _check_staged(plan: Plan, staged: Mapping[str, int] | None) -> None:
+    """Refuse a write naming a stored body its submitter did not stage in this call.
+
+    Digests of files in other cases appear in the audit log; a plan that could name any blob
+    could copy another client's confidential file into this case. Only a caller that has just
+    put the bytes into the store itself (a sandboxed run) may refer to them.
+    """
+    for number, op in enumerate(plan.operations, 1):
+        blob = op.stored if isinstance(op, Write) else None
+        if blob is None:
+            continue
+        assert isinstance(op, Write)
+        if staged is None or staged.get(blob.sha256) != blob.size:
+            raise InputError(
+                f"operation {number} (write {op.path!r}) names stored content {blob.sha256} "
+                "that was not staged by this submission",
+                hint="send the file's bytes as 'text' or 'base64'; stored content can only come "
+                "from a sandboxed run's own capture",
+            )
 
 
 class Workspace:
@@ -104,6 +129,8 @@ class Workspace:
             )
         self.policy: Policy = load_policy(self.state_dir / "policy.toml")
         self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
+        self.content = ContentStore(self.state_dir / "content")
+        """File bodies too big to keep inline in a plan (see :mod:`airlock.content`)."""
         url = (
             database_url
             or os.environ.get("AIRLOCK_DATABASE_URL")
@@ -173,10 +200,22 @@ class Workspace:
     # --- plans ----------------------------------------------------------------------------------
 
     def submit(
-        self, data: object, *, plan_id: str | None = None, actor: str | None = None
+        self,
+        data: object,
+        *,
+        plan_id: str | None = None,
+        actor: str | None = None,
+        staged: Mapping[str, int] | None = None,
     ) -> PlanRecord:
-        """Record a new plan. Submitting the same id with the same content again is a no-op."""
+        """Record a new plan. Submitting the same id with the same content again is a no-op.
+
+        A write may name a body in the content store (``sha256`` and ``size``) only if it is in
+        ``staged`` (digest -> size): what this caller itself put into the store for this plan,
+        as a sandboxed run does. The doors (CLI, HTTP) never pass ``staged``, so a plan from
+        outside cannot refer to stored content; see :func:`_check_staged`.
+        """
         plan = parse_plan(data)
+        _check_staged(plan, staged)
         plan_id = check_plan_id(plan_id) if plan_id else new_plan_id()
         actor = actor or plan.author
         with self._session() as session:
@@ -229,7 +268,7 @@ class Workspace:
             row = self._row(session, plan_id)
             self._require(row, VALIDATABLE, "validate")
             plan = Plan.model_validate_json(row.body)
-        report = validate(plan, self.storage, self.policy)
+        report = validate(plan, self.storage, self.policy, self.content)
         with self._session() as session:
             row = self._row(session, plan_id)
             self._require(row, VALIDATABLE, "validate")
@@ -346,7 +385,7 @@ class Workspace:
                     self.storage,
                     steps,
                     cursor,
-                    _content_of(body),
+                    _content_of(body, self.content),
                     hook=hook or journal._no_hook,
                     progress=progress,
                 )

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from airlock.content import ContentStore
 from airlock.errors import AirlockError
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.plan import Plan, Write
@@ -347,8 +348,14 @@ def build_trees(
 # --- previews, tabs, ages -----------------------------------------------------------------
 
 
-def previews(plan: Plan, changes: Sequence[Change], lines: int = PREVIEW_LINES) -> list[Preview]:
-    """The first lines of every file the plan writes (text as text; anything else said so)."""
+def previews(
+    plan: Plan,
+    changes: Sequence[Change],
+    lines: int = PREVIEW_LINES,
+    content: ContentStore | None = None,
+) -> list[Preview]:
+    """The first lines of every file the plan writes (text as text; anything else said so).
+    Stored bodies are previewed from ``content``: only their first bytes are read."""
     out = []
     for change in changes:
         if change.action not in ("create", "overwrite"):
@@ -356,13 +363,17 @@ def previews(plan: Plan, changes: Sequence[Change], lines: int = PREVIEW_LINES) 
         op = plan.operations[change.op] if change.op < len(plan.operations) else None
         if not isinstance(op, Write):
             continue
-        content = op.content()
-        data = content[:PREVIEW_BYTES]
+        try:
+            data = op.head(content, PREVIEW_BYTES + 1)
+        except AirlockError:  # a stored body gone missing: validation reports it, not a preview
+            data = b"\x00"
+        more = len(data) > PREVIEW_BYTES
+        data = data[:PREVIEW_BYTES]
         text: str | None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:  # text cut inside a character is still text
-            cut = len(content) > PREVIEW_BYTES and exc.start >= len(data) - 3
+            cut = more and exc.start >= len(data) - 3
             text = data[: exc.start].decode("utf-8") if cut else None
         binary = text is None or "\x00" in text
         all_lines = [] if binary or text is None else text.splitlines()

@@ -271,7 +271,7 @@ def _plan_page(
         scope=record.plan.scope,
         rel=lambda path: review.scope_relative(path or "", record.plan.scope),
         trees=trees,
-        previews=review.previews(record.plan, changes),
+        previews=review.previews(record.plan, changes, content=ws.content),
         events=ws.audit_events(plan_id),
         chain=chain,
         tab=review.tab_of(record.status, bool(validation and validation.needs_approval)),

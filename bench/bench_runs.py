@@ -272,10 +272,12 @@ class Timers:
             finally:
                 self.read += time.perf_counter() - start
 
-        def timed_capture(changes: Iterable[Change], sides: Sides) -> Captured:
+        def timed_capture(
+            changes: Iterable[Change], sides: Sides, *, write_limit: int | None = None
+        ) -> Captured:
             start = time.perf_counter()
             try:
-                return capture(changes, sides)
+                return capture(changes, sides, write_limit=write_limit)
             finally:
                 self.capture += time.perf_counter() - start
 

@@ -29,7 +29,13 @@ from typing import Any
 
 from airlock import audit, paths
 from airlock.capture import Captured, capture
-from airlock.errors import InputError, NotFoundError, NotPermittedError, SandboxUnavailableError
+from airlock.errors import (
+    AirlockError,
+    InputError,
+    NotFoundError,
+    NotPermittedError,
+    SandboxUnavailableError,
+)
 from airlock.paths import STATE_DIR, RelPath
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox
@@ -149,7 +155,10 @@ def run(
                     else:
                         result_root = layout.view
                         changes = copy_changes(ws.root.joinpath(*scope_path), result_root)
-                    captured = capture(changes, LocalSides(ws.storage, scope_path, result_root))
+                    sides = LocalSides(ws.storage, scope_path, result_root, ws.content)
+                    captured = capture(changes, sides, write_limit=limits.write)
+                    if captured.over_write_limit and "write" not in outcome.limits_hit:
+                        outcome.limits_hit.append("write")
         finally:
             if group is not None:
                 group.remove()
@@ -157,20 +166,26 @@ def run(
         shutil.rmtree(scratch, ignore_errors=True)
     result = RunResult(run_id, paths.render(scope_path), list(command), backend.name, mode, outcome)
     result.skipped = captured.skipped
-    if captured.operations:
-        text = shlex.join(command)
-        record = ws.submit(
-            {
-                "scope": result.scope,
-                "description": description
-                or f"Changes made by sandboxed run {run_id}: {text[:2000]}",
-                "author": actor,
-                "operations": captured.operations,
-            },
-            actor=actor,
-        )
-        result.plan = ws.validate(record.id, actor=actor)
-    _audit(ws, result, actor)
+    try:
+        if captured.operations:
+            text = shlex.join(command)
+            record = ws.submit(
+                {
+                    "scope": result.scope,
+                    "description": description
+                    or f"Changes made by sandboxed run {run_id}: {text[:2000]}",
+                    "author": actor,
+                    "operations": captured.operations,
+                },
+                actor=actor,
+                staged=captured.staged,
+            )
+            result.plan = ws.validate(record.id, actor=actor)
+    except AirlockError as exc:  # the run is still recorded, with why its plan is not
+        reason = f"the captured plan could not be recorded: {exc.message}"
+        result.skipped.append({"path": "", "reason": reason})
+    finally:
+        _audit(ws, result, actor)
     return result
 
 

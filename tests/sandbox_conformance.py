@@ -14,6 +14,8 @@ After every test the suite checks that no run left a mount, a scratch folder or 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ import secrets
 import select
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -204,6 +207,93 @@ with open("kept.txt", "w") as handle:
 """
 
 
+SYSCALLS = r"""
+import ctypes, errno, json, os, platform, socket
+libc = ctypes.CDLL(None, use_errno=True)
+NUMBERS = {"x86_64": {"io_uring_setup": 425, "userfaultfd": 323},
+           "aarch64": {"io_uring_setup": 425, "userfaultfd": 282}}[platform.machine()]
+out = {}
+params = ctypes.create_string_buffer(120)
+for name, args in (("io_uring_setup", (4, params)), ("userfaultfd", (0,))):
+    result = libc.syscall(NUMBERS[name], *args)
+    out[name] = "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+try:
+    socket.socket(40, socket.SOCK_STREAM).close()  # AF_VSOCK
+    out["vsock"] = "ok"
+except OSError as exc:
+    out["vsock"] = errno.errorcode[exc.errno]
+socket.socket(socket.AF_UNIX).close()
+out["unix"] = "ok"
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+out["fork"] = "ok"
+print(json.dumps(out))
+"""
+
+FILL = r"""
+import errno, json, sys
+out = {}
+for target in sys.argv[1:]:
+    written = 0
+    try:
+        with open(target, "wb") as handle:
+            while written < 64 << 20:
+                handle.write(b"\x03" * (1 << 20))
+                handle.flush()
+                written += 1 << 20
+        out[target] = {"written": written, "error": None}
+    except OSError as exc:
+        out[target] = {"written": written, "error": errno.errorcode[exc.errno]}
+print(json.dumps(out))
+"""
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Host processes whose command line holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+    return found
+
+
+def _namespaced(pid: int) -> bool:
+    """True for a process in another user namespace than this one: a sandbox's, not Airlock's
+    own launcher (whose command line holds the command too)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+    except OSError:
+        return False
+
+
+def _sandbox_kernels(sandbox: str) -> list[int]:
+    """gVisor runs the code inside its own kernel, the host process ``runsc-sandbox`` (its
+    file proxy, ``runsc-gofer``, stays root by design and runs no code of the run's)."""
+    if sandbox != "gvisor":
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                if argv[0] == b"runsc-sandbox":
+                    found.append(int(entry))
+    return found
+
+
+def _host_ids(pid: int) -> list[int]:
+    """Every uid and gid (real, effective, saved, filesystem) of a host process."""
+    ids: list[int] = []
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("Uid:", "Gid:")):
+            ids += [int(value) for value in line.split()[1:]]
+    return ids
+
+
 def operations(plan: PlanRecord) -> list[dict[str, Any]]:
     return [op.model_dump(mode="json", exclude_none=True) for op in plan.plan.operations]
 
@@ -293,11 +383,13 @@ class SandboxConformance:
     @pytest.fixture(autouse=True)
     def _leaves_nothing_behind(self, ws: Workspace, run: Runner) -> Iterator[None]:
         yield
-        scratch = ws.state_dir / "runs"
+        scratch = runs.scratch_root()
         with open("/proc/self/mountinfo", encoding="utf-8") as handle:
             mounts = [line for line in handle if str(scratch) in line]
         assert mounts == []
-        assert not scratch.exists() or list(scratch.iterdir()) == []
+        for result in run.results:
+            assert not (scratch / result.run_id).exists(), f"{result.run_id} left its scratch"
+            assert _processes_with(result.run_id) == [], "a run left a process behind"
         for result in run.results:
             for group in (
                 cgroup.ROOT / "airlock" / result.run_id,
@@ -419,7 +511,45 @@ class SandboxConformance:
         ]
         assert result.plan is None
 
-    def test_another_case_is_readable_but_read_only(self, ws: Workspace, run: Runner) -> None:
+    def test_another_clients_case_is_invisible_the_ethical_wall(
+        self, ws: Workspace, run: Runner
+    ) -> None:
+        # H2: a run over Case-A could read projects/OtherCase (even a 0600 file) and copy it
+        # into Case-A, where capture made it an ordinary write the agent could apply.
+        secret = ws.root / OTHER_CASE / "secret.txt"
+        secret.write_text("privileged and confidential\n")
+        secret.chmod(0o600)
+        other = f"/workspace/{OTHER_CASE}"
+        script = f"""
+import errno, json, os, shutil
+out = {{"workspace": sorted(os.listdir("/workspace")), "projects": sorted(os.listdir("/workspace/projects"))}}
+for name in ("brief.txt", "secret.txt"):
+    try:
+        shutil.copy("{other}/" + name, "/scope/" + name)
+        out[name] = "copied"
+    except OSError as exc:
+        out[name] = errno.errorcode[exc.errno]
+print(json.dumps(out))
+"""
+        before = snapshot(ws.root)
+
+        result = run.python(script)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        seen = json.loads(result.outcome.stdout)
+        assert seen == {
+            "workspace": ["Tools", "projects"],
+            "projects": ["Case-A"],
+            "brief.txt": "ENOENT",
+            "secret.txt": "ENOENT",
+        }
+        assert result.plan is None
+        assert snapshot(ws.root) == before
+
+    def test_a_case_the_policy_grants_is_readable_but_read_only(
+        self, ws: Workspace, run: Runner
+    ) -> None:
+        ws.policy = dataclasses.replace(ws.policy, run_grants=((CASE, (OTHER_CASE,)),))
         before = snapshot(ws.root)
         other = f"/workspace/{OTHER_CASE}"
         script = f"""
@@ -449,6 +579,149 @@ print(json.dumps(out))
         assert result.plan is None
         assert snapshot(ws.root) == before
 
+    # --- who the code is on the host ----------------------------------------------------------
+
+    def test_the_code_is_neither_host_root_nor_the_workspace_owner(
+        self, ws: Workspace, run: Runner
+    ) -> None:
+        # C1: bwrap started by root ran the code as host uid 0 (uid_map "1000 0 1"): it read
+        # root's 0600 files and wrote /proc/sys. Checked from outside, on the host's own view.
+        marker = f"airlock-whoami-{secrets.token_hex(6)}"
+        owner = (ws.root / CASE).stat().st_uid
+        seen: dict[int, list[int]] = {}
+        done = threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + 20
+            while not done.is_set() and time.monotonic() < deadline:
+                inside = [pid for pid in _processes_with(marker) if _namespaced(pid)]
+                for pid in inside + _sandbox_kernels(run.sandbox):
+                    with contextlib.suppress(OSError):
+                        seen[pid] = _host_ids(pid)
+                done.wait(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            result = run.python(
+                "import sys, time; print(open('/proc/self/status').read()); time.sleep(1.5)",
+                marker,
+            )
+        finally:
+            done.set()
+            watcher.join()
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        assert seen, "no process of the run was found on the host"
+        for pid, ids in seen.items():
+            assert 0 not in ids, f"process {pid} runs as host root: {ids}"
+            assert owner not in ids, f"process {pid} runs as the workspace's owner: {ids}"
+
+    def test_no_host_knob_is_writable(self, run: Runner) -> None:
+        # Each is written its own current value: harmless if the write were accepted.
+        knobs = ["/proc/sys/kernel/printk_ratelimit", "/proc/sys/kernel/core_pattern"]
+        before = {knob: Path(knob).read_bytes() for knob in knobs}
+        script = r"""
+import errno, json, sys
+out = {}
+for knob in sys.argv[1:]:
+    try:
+        with open(knob, "rb") as handle:
+            value = handle.read()
+        with open(knob, "wb") as handle:
+            handle.write(value)
+        out[knob] = "written"
+    except OSError as exc:
+        out[knob] = errno.errorcode[exc.errno]
+try:
+    with open("/proc/sysrq-trigger", "w") as handle:
+        out["sysrq"] = "opened"
+except OSError as exc:
+    out["sysrq"] = errno.errorcode[exc.errno]
+print(json.dumps(out))
+"""
+        result = run.python(script, *knobs)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        outcome = json.loads(result.outcome.stdout)
+        for name, code in outcome.items():
+            assert code in ("EROFS", "EACCES", "EPERM", "ENOENT"), (name, code)
+        assert {knob: Path(knob).read_bytes() for knob in knobs} == before
+
+    def test_system_calls_the_code_has_no_use_for_are_refused(self, run: Runner) -> None:
+        # M6: io_uring, userfaultfd and vsock sockets reached the host kernel.
+        result = run.python(SYSCALLS)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        outcome = json.loads(result.outcome.stdout)
+        refused = ("EPERM", "ENOSYS", "EACCES", "EAFNOSUPPORT", "EINVAL")
+        for name in ("io_uring_setup", "userfaultfd", "vsock"):
+            assert outcome[name] in refused, (name, outcome[name])
+        assert outcome["unix"] == "ok" and outcome["fork"] == "ok"
+
+    def test_dev_and_dev_shm_are_bounded(self, ws: Workspace, run: Runner) -> None:
+        # M3: /dev and /dev/shm were unbounded tmpfs: 64 MiB past a 16 MiB write limit.
+        limits = Limits(timeout=30, write=4 << 20)
+
+        result = run.python(FILL, "/dev/shm/fill", "/dev/fill-here", limits=limits)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        outcome = json.loads(result.outcome.stdout)
+        shm = outcome["/dev/shm/fill"]
+        assert shm["error"] in ("ENOSPC", "EFBIG", "EDQUOT"), shm
+        assert shm["written"] <= limits.write + (1 << 20)
+        assert outcome["/dev/fill-here"]["written"] == 0, outcome
+        assert result.plan is None
+
+    def test_forged_overlay_opacity_deletes_nothing(self, ws: Workspace, run: Runner) -> None:
+        # M2: the code set user.overlay.opaque on a folder; capture trusted it and the plan
+        # deleted every file of that folder the run never touched.
+        docs = ws.root / CASE / "docs"
+        docs.mkdir()
+        for name in ("a.txt", "b.txt"):
+            (docs / name).write_text(f"{name}\n")
+        script = r"""
+import errno, os
+for name in ("user.overlay.opaque", "trusted.overlay.opaque", "user.fuseoverlayfs.opaque"):
+    try:
+        os.setxattr("docs", name, b"y")
+        print(name, "set")
+    except OSError as exc:
+        print(name, errno.errorcode[exc.errno])
+with open("docs/new.txt", "w") as handle:
+    handle.write("new\n")
+"""
+        result = run.python(script)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        assert result.plan is not None
+        assert operations(result.plan) == [
+            {"op": "write", "path": "docs/new.txt", "text": "new\n", "overwrite": False}
+        ]
+
+    def test_a_unix_socket_in_the_scope_leads_nowhere(self, ws: Workspace, run: Runner) -> None:
+        # A host service listening on a socket file inside the case was reachable without
+        # --network through the bind mount.
+        path = ws.root / CASE / "service.sock"
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))
+            listener.listen(4)
+            script = r"""
+import errno, socket
+with socket.socket(socket.AF_UNIX) as sock:
+    sock.settimeout(5)
+    try:
+        sock.connect("service.sock")
+        print("connected")
+    except OSError as exc:
+        print("refused:", errno.errorcode.get(exc.errno or 0, str(exc)))
+"""
+            result = run.python(script)
+
+            assert result.outcome.exit_code == 0, result.outcome.stderr
+            assert result.outcome.stdout.startswith(b"refused:"), result.outcome.stdout
+            assert select.select([listener], [], [], 0)[0] == [], "the host saw a connection"
+
     # --- escapes ------------------------------------------------------------------------------
 
     def test_writes_outside_the_scope_are_contained(self, ws: Workspace, run: Runner) -> None:
@@ -473,7 +746,9 @@ print(json.dumps(out))
         assert result.outcome.exit_code == 0, result.outcome.stderr
         outcome = json.loads(result.outcome.stdout)
         for target in host_backed:
-            assert outcome[target] in ("EROFS", "EACCES", "EPERM"), (target, outcome[target])
+            # Another case is not there at all (ENOENT); the rest is read-only.
+            refused = ("EROFS", "EACCES", "EPERM", "ENOENT")
+            assert outcome[target] in refused, (target, outcome[target])
         assert outcome[f"/tmp/{name}"] == "written", "the sandbox has a private, writable /tmp"
         assert snapshot(ws.root) == before
         for target in private:

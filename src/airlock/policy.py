@@ -11,8 +11,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airlock.errors import InputError
-from airlock.paths import RelPath, render
+from airlock.errors import InputError, UnsafePathError
+from airlock.paths import STATE_DIR, RelPath, parse, render
 
 APPROVAL_TRIGGERS = ("delete", "overwrite", "move", "copy", "write", "mkdir")
 
@@ -33,6 +33,25 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     approval_required_for: tuple[str, ...] = ("delete", "overwrite")
     retention_days: float = 30.0
+    run_reads: tuple[str, ...] = ("Tools",)
+    """What every sandboxed run may read besides its scope (read-only): never a case by default."""
+    run_grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """More read-only paths for the runs of one scope (and the scopes below it)."""
+
+    def run_read_paths(self, scope: RelPath) -> list[RelPath]:
+        """What a sandboxed run over ``scope`` may see read-only, besides the scope itself: the
+        ethical wall. Paths inside the scope, or holding it, are left out."""
+        granted = list(self.run_reads)
+        for key, extra in self.run_grants:
+            if scope[: len(parse(key, "runs.grants scope"))] == parse(key, "runs.grants scope"):
+                granted += extra
+        found: list[RelPath] = []
+        for text in granted:
+            path = parse(text, "runs read path")
+            overlaps = path[: len(scope)] == scope or scope[: len(path)] == path
+            if path[0] != STATE_DIR and not overlaps and path not in found:
+                found.append(path)
+        return found
 
     def scope_problem(self, scope: RelPath) -> str | None:
         """Why a plan may not use this scope, or None if it may."""
@@ -87,6 +106,15 @@ retention_days = 30
 max_operations = 50000
 max_bytes_written = 1073741824
 max_deletions = 1000
+
+[runs]
+# What a sandboxed run sees, read-only, besides its own scope (writable). Never another case
+# by default: this is the ethical wall between clients.
+read = ["Tools"]
+
+[runs.grants]
+# More read-only paths for the runs of one scope, e.g.
+# "projects/Smith-v-Jones" = ["Reports/Smith-v-Jones"]
 """
 
 
@@ -96,6 +124,18 @@ def load_policy(path: Path) -> Policy:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         limits = Limits(**data.pop("limits", {}))
+        runs = dict(data.pop("runs", {}))
+        run_reads = tuple(str(item) for item in runs.pop("read", Policy.run_reads))
+        run_grants = tuple(
+            (str(key), tuple(str(item) for item in value))
+            for key, value in dict(runs.pop("grants", {})).items()
+        )
+        if runs:
+            raise ValueError(f"unknown keys in [runs]: {', '.join(sorted(runs))}")
+        for text in (*run_reads, *(p for _, extra in run_grants for p in extra)):
+            parse(text, "a [runs] path")
+        for key, _ in run_grants:
+            parse(key, "a [runs.grants] scope")
         policy = Policy(
             areas=tuple(data.pop("areas", Policy.areas)),
             read_only=tuple(data.pop("read_only", Policy.read_only)),
@@ -105,8 +145,10 @@ def load_policy(path: Path) -> Policy:
                 data.pop("approval_required_for", Policy.approval_required_for)
             ),
             retention_days=float(data.pop("retention_days", Policy.retention_days)),
+            run_reads=run_reads,
+            run_grants=run_grants,
         )
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+    except (tomllib.TOMLDecodeError, TypeError, ValueError, UnsafePathError) as exc:
         raise InputError(
             f"the policy file {str(path)!r} is not valid: {exc}",
             hint="fix it, or delete it to go back to the defaults",

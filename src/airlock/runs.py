@@ -16,11 +16,14 @@ A run that changed nothing returns its output and no plan. A run that Airlock ha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import shlex
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -38,10 +41,12 @@ from airlock.errors import (
 )
 from airlock.paths import STATE_DIR, RelPath
 from airlock.records import PlanRecord
-from airlock.sandbox import cgroup, get_sandbox
-from airlock.sandbox.base import Limits, Request
-from airlock.sandbox.changes import LocalSides, copy_changes, copy_scope, upper_changes
-from airlock.sandbox.runner import Layout, Outcome, launch
+from airlock.sandbox import cgroup, get_sandbox, seccomp
+from airlock.sandbox.base import Limits, ReadArea, Request
+from airlock.sandbox.changes import LocalSides
+from airlock.sandbox.ids import SandboxIds, sandbox_ids
+from airlock.sandbox.layers import copy_changes, upper_changes
+from airlock.sandbox.runner import Layout, Outcome, Running, launch
 from airlock.storage.base import Kind
 from airlock.storage.local import LocalStorage
 from airlock.workspace import Workspace
@@ -49,7 +54,7 @@ from airlock.workspace import Workspace
 AUDIT_OUTPUT_BYTES = 64 * 1024
 """How much of each output stream the audit log keeps (with a digest of all of it)."""
 
-_overlay_problems: dict[int, str | None] = {}
+_overlay_problems: dict[tuple[int, int], str | None] = {}
 
 
 @dataclass
@@ -117,6 +122,8 @@ def run(
 ) -> RunResult:
     """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan."""
     scope_path = _check_scope(ws, scope)
+    storage = ws.storage
+    assert isinstance(storage, LocalStorage)  # _check_scope refuses any other
     if not command or not all(isinstance(part, str) for part in command) or not command[0]:
         raise InputError(
             "no command to run", hint="give the command after `--`, e.g. airlock run ... -- ls"
@@ -125,46 +132,63 @@ def run(
         raise InputError("the command contains a NUL character", hint="remove it and retry")
     backend = get_sandbox(sandbox)
     limits = limits or default_limits(ws)
+    lower = ws.root.joinpath(*scope_path)
+    ids = sandbox_ids(lower.stat().st_uid)
+    if isinstance(ids, str):
+        raise SandboxUnavailableError(f"sandboxed runs cannot start here: {ids}")
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    scratch = ws.state_dir / "runs" / run_id
-    scratch.mkdir(parents=True, mode=0o700)
-    try:
-        layout, mode = _layout(ws, scope_path, scratch, limits)
-        group = cgroup.make(run_id, limits.memory, limits.processes)
+    scratch = scratch_root() / run_id
+    scratch.mkdir(mode=0o711)
+    with contextlib.ExitStack() as fds:
+        reads: list[tuple[int, Path]] = []
+        areas: list[ReadArea] = []
+        for index, (path, kind) in enumerate(_read_areas(ws, scope_path)):
+            fd = storage.open_folder(path)
+            fds.callback(os.close, fd)
+            mount_point = scratch / f"read-{index}"
+            mount_point.mkdir() if kind is Kind.DIR else mount_point.touch()
+            reads.append((fd, mount_point))
+            areas.append(ReadArea(path, mount_point))
+        layout = _layout(lower, scratch, limits, ids, tuple(reads))
+        filter_fd = None
+        if backend.seccomp:
+            filter_fd = seccomp.filter_fd()
+            fds.callback(os.close, filter_fd)
+        group = cgroup.make(run_id, limits.memory, limits.processes + backend.helper_tasks)
         try:
             request = Request(
                 command=tuple(command),
-                workspace=ws.root,
                 scope=scope_path,
                 view=layout.view,
                 scratch=scratch,
-                hidden=((STATE_DIR,),),
+                run_as=(ids.launch_uid, ids.launch_gid),
+                reads=tuple(areas),
+                seccomp_fd=filter_fd,
                 network=network,
                 limits=limits,
                 cgroup=group is not None,
             )
             argv = backend.argv(request)
             with launch(
-                argv, layout, timeout=limits.timeout, output_limit=limits.output, cgroup=group
+                argv,
+                layout,
+                timeout=limits.timeout,
+                output_limit=limits.output,
+                cgroup=group,
+                extra_fds=() if filter_fd is None else (filter_fd,),
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
-                    if layout.lower is not None:
-                        result_root = running.root() / str(layout.upper_mount).lstrip("/") / "upper"
-                        changes = upper_changes(result_root)
-                    else:
-                        result_root = layout.view
-                        changes = copy_changes(ws.root.joinpath(*scope_path), result_root)
-                    sides = LocalSides(ws.storage, scope_path, result_root, ws.content)
-                    captured = capture(changes, sides, write_limit=limits.write)
+                    captured = _capture(ws, scope_path, layout, running, limits.write)
                     if captured.over_write_limit and "write" not in outcome.limits_hit:
                         outcome.limits_hit.append("write")
         finally:
             if group is not None:
                 group.remove()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    result = RunResult(run_id, paths.render(scope_path), list(command), backend.name, mode, outcome)
+            shutil.rmtree(scratch, ignore_errors=True)
+    result = RunResult(
+        run_id, paths.render(scope_path), list(command), backend.name, layout.mode, outcome
+    )
     result.skipped = captured.skipped
     try:
         if captured.operations:
@@ -187,6 +211,52 @@ def run(
     finally:
         _audit(ws, result, actor)
     return result
+
+
+def scratch_root() -> Path:
+    """Where runs keep their scratch folders: outside Airlock's private state (which the
+    sandbox's ids may not traverse), in a folder of this user's that others may only traverse."""
+    root = Path(tempfile.gettempdir()) / f"airlock-runs-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o711)
+    st = root.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise SandboxUnavailableError(
+            f"{root} is not a folder of this user's that only it may change",
+            hint=f"remove {root} (someone else may have made it) and retry",
+        )
+    return root
+
+
+def _read_areas(ws: Workspace, scope: RelPath) -> list[tuple[RelPath, Kind]]:
+    """What of the workspace a run over ``scope`` may read: the policy's, where present."""
+    found: list[tuple[RelPath, Kind]] = []
+    for path in ws.policy.run_read_paths(scope):
+        entry = ws.storage.stat(path)
+        if entry is not None and entry.kind in (Kind.DIR, Kind.FILE):
+            found.append((path, entry.kind))
+    return found
+
+
+def _capture(
+    ws: Workspace, scope: RelPath, layout: Layout, running: Running, write_limit: int
+) -> Captured:
+    """What the run changed, as plan operations. Never raises: a failure is reported as
+    skipped, so the run is still recorded."""
+    try:
+        result = running.path(layout.result)
+        lower = ws.root.joinpath(*scope)
+        if layout.mode == "overlay":
+            found = upper_changes(result, running.path(layout.view), lower)
+        else:
+            found = copy_changes(lower, result, running.path(layout.stage / "copied"))
+        sides = LocalSides(ws.storage, scope, result, ws.content)
+        captured = capture(found.changes, sides, write_limit=write_limit)
+        captured.skipped[:0] = found.skipped
+        return captured
+    except Exception as exc:  # a bug or a filesystem Airlock cannot read: record, never crash
+        reason = f"capture failed ({type(exc).__name__}: {exc}); nothing the run changed was kept"
+        return Captured(skipped=[{"path": "", "reason": reason}])
 
 
 def _check_scope(ws: Workspace, scope: str) -> RelPath:
@@ -212,28 +282,41 @@ def _check_scope(ws: Workspace, scope: str) -> RelPath:
     return scope_path
 
 
-def _layout(ws: Workspace, scope: RelPath, scratch: Path, limits: Limits) -> tuple[Layout, str]:
+def _layout(
+    lower: Path,
+    scratch: Path,
+    limits: Limits,
+    ids: SandboxIds,
+    reads: tuple[tuple[int, Path], ...],
+) -> Layout:
     """An overlay of the scope where one can be mounted, else a copy of it."""
-    lower = ws.root.joinpath(*scope)
-    overlay = Layout(
-        upper_mount=scratch / "upper",
-        lower=lower,
-        view=scratch / "view",
-        write_limit=limits.write,
-        userns=os.geteuid() != 0,
-    )
-    overlay.upper_mount.mkdir()
-    overlay.view.mkdir()
+    stage = scratch / "stage"
+    view = scratch / "view"
+    stage.mkdir()
+    view.mkdir()
+    overlay = Layout(stage, lower, view, limits.write, "overlay", ids, reads)
     if overlay_problem(overlay) is None:
-        return overlay, "overlay"
-    overlay.view.rmdir()
-    copy_scope(lower, overlay.view)
-    return replace(overlay, lower=None), "copy"
+        return overlay
+    return replace(overlay, mode="copy", size=_tree_bytes(lower) + limits.write)
+
+
+def _tree_bytes(folder: Path) -> int:
+    """The apparent size of everything under ``folder`` (for a copy of it), never following links."""
+    total = 0
+    for parent, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                total += (Path(parent) / name).lstat().st_size
+    return total + 4096
 
 
 def overlay_problem(layout: Layout) -> str | None:
     """Why no overlay can be mounted over this scope's filesystem (probed once), or None."""
-    key = (layout.lower or Path("/")).stat().st_dev
+    if shutil.which("fuse-overlayfs") is None:
+        return "fuse-overlayfs is not installed (apt-get install fuse-overlayfs)"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is missing or not usable by this user"
+    key = (layout.lower.stat().st_dev, os.geteuid())
     if key not in _overlay_problems:
         with launch(["true"], layout, timeout=30, output_limit=65536, cgroup=None) as (out, _):
             _overlay_problems[key] = (

@@ -5,14 +5,18 @@ that command line itself, inside a private mount namespace that already holds th
 of the scope, and around it enforces the wall-clock timeout and the output limit, so a backend
 need not. What every backend must guarantee, checked by ``tests/sandbox_conformance.py``:
 
+- the code never runs as host root nor as the workspace's owner: a backend that runs it as a
+  host process starts as ``request.run_as`` (uid, gid, as the launcher names them); no sysctl,
+  ``/proc/sysrq-trigger`` or other host knob is writable;
 - ``request.view`` (a host folder) appears writable at ``/scope`` and at
   ``/workspace/<scope>``, and the working directory is ``/scope``;
-- the rest of ``request.workspace`` appears read-only at ``/workspace``, except the folders in
-  ``request.hidden`` (Airlock's state), which are not visible at all; ``/workspace/Tools``
+- of the rest of the workspace, only ``request.reads`` appear, read-only, each at
+  ``/workspace/<path>`` (bound from its ``host`` folder) (the policy's read areas, ``Tools`` by default, and what the policy grants
+  this scope): never another case, never Airlock's state (the ethical wall); ``/workspace/Tools``
   stays runnable;
 - nothing else of the host is visible but the system's programs and libraries (``/usr``), a few
   harmless files of ``/etc``, an empty private ``/tmp``, and ``/proc`` and ``/dev`` of its own:
-  no home folders, no keys, no ``/etc/shadow``;
+  no home folders, no keys, no ``/etc/shadow``, no host paths in what the code can read;
 - the environment holds only ``request.env``; there is no network unless ``request.network``;
 - no privilege: no capabilities, no setuid, no new user namespaces where the backend can stop them;
 - ``request.limits.memory`` bounds the memory and ``request.limits.processes`` the number of
@@ -31,6 +35,7 @@ from airlock.paths import RelPath
 SCOPE_MOUNT = "/scope"
 WORKSPACE_MOUNT = "/workspace"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - inside the sandbox: a private, empty tmpfs
+SANDBOX_SHM = "/dev/shm"  # noqa: S108 - inside the sandbox: a private tmpfs, sized like /tmp
 SANDBOX_PATH = "/workspace/Tools:/usr/local/bin:/usr/bin:/bin"
 
 
@@ -55,15 +60,25 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class ReadArea:
+    """A workspace folder the code may read (``path``), bound at host folder ``host``."""
+
+    path: RelPath
+    host: Path
+
+
+@dataclass(frozen=True)
 class Request:
     """One command to run isolated, and everything it may see."""
 
     command: tuple[str, ...]
-    workspace: Path
     scope: RelPath
     view: Path
     scratch: Path
-    hidden: tuple[RelPath, ...] = ()
+    run_as: tuple[int, int]
+    reads: tuple[ReadArea, ...] = ()
+    seccomp_fd: int | None = None
+    """A seccomp filter (BPF) open on a descriptor, for backends that load one."""
     network: bool = False
     limits: Limits = field(default_factory=Limits)
     cgroup: bool = False
@@ -75,6 +90,10 @@ class Sandbox(ABC):
 
     name: ClassVar[str]
     needs_root: ClassVar[bool] = False
+    helper_tasks: ClassVar[int] = 0
+    """Host threads the backend itself runs in the run's cgroup, beyond the code's processes."""
+    seccomp: ClassVar[bool] = False
+    """True for a backend that loads Airlock's seccomp filter (``Request.seccomp_fd``)."""
 
     @abstractmethod
     def problem(self) -> str | None:

@@ -1,11 +1,21 @@
-"""The default sandbox: bubblewrap (Debian's ``bubblewrap``), namespaces and bind mounts."""
+"""The default sandbox: bubblewrap (Debian's ``bubblewrap``), namespaces and bind mounts.
+
+bwrap is started as the sandbox's own unprivileged ids (``setpriv``), never as root: it makes
+its user namespace from there, so the code's uid 1000 inside is that id on the host, and
+``/proc/sys`` and the like, owned by the host's root, stay out of its reach (and are bound
+read-only on top). Every bind source is in the run's scratch folder, which those ids may
+traverse (the launcher binds the read areas there). A seccomp filter
+(:mod:`airlock.sandbox.seccomp`) refuses the system calls sandboxed code has no use for.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from airlock.sandbox import seccomp
 from airlock.sandbox.base import (
+    SANDBOX_SHM,
     SANDBOX_TMP,
     SCOPE_MOUNT,
     WORKSPACE_MOUNT,
@@ -13,20 +23,19 @@ from airlock.sandbox.base import (
     Sandbox,
     default_env,
 )
-from airlock.sandbox.system import ETC_FILES, ROOT_LINKS, sandbox_passwd
-
-SANDBOX_UID = 1000
+from airlock.sandbox.ids import INNER_ID
+from airlock.sandbox.system import ETC_FILES, PROC_READ_ONLY, ROOT_LINKS, sandbox_passwd
 
 
 class Bwrap(Sandbox):
     name = "bwrap"
+    seccomp = True
 
     def problem(self) -> str | None:
-        if shutil.which("bwrap") is None:
-            return (
-                "bubblewrap is not installed (apt-get install bubblewrap, or `make sandbox-tools`)"
-            )
-        return None
+        for program, package in (("bwrap", "bubblewrap"), ("setpriv", "util-linux")):
+            if shutil.which(program) is None:
+                return f"{program} is not installed (apt-get install {package}, or `make sandbox-tools`)"
+        return seccomp.problem()
 
     def argv(self, request: Request) -> list[str]:
         argv = [
@@ -39,9 +48,9 @@ class Bwrap(Sandbox):
             "--cap-drop",
             "ALL",
             "--uid",
-            str(SANDBOX_UID),
+            str(INNER_ID),
             "--gid",
-            str(SANDBOX_UID),
+            str(INNER_ID),
             "--hostname",
             "airlock",
             "--ro-bind",
@@ -59,20 +68,45 @@ class Bwrap(Sandbox):
         etc = [*ETC_FILES, *(("resolv.conf", "hosts") if request.network else ())]
         for name in etc:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        passwd, group = sandbox_passwd(request.scratch, SANDBOX_UID)
+        passwd, group = sandbox_passwd(request.scratch, INNER_ID)
         argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group"]
-        argv += ["--proc", "/proc", "--dev", "/dev"]
-        argv += ["--size", str(request.limits.write), "--tmpfs", SANDBOX_TMP]
-        argv += ["--ro-bind", str(request.workspace), WORKSPACE_MOUNT]
-        for hidden in request.hidden:
-            target = "/".join((WORKSPACE_MOUNT, *hidden))
-            argv += ["--size", "4096", "--tmpfs", target, "--remount-ro", target]
+        argv += ["--proc", "/proc"]
+        for name in PROC_READ_ONLY:
+            argv += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
+        # /dev is bwrap's own tmpfs: read-only once /dev/shm (sized like /tmp) is on it.
+        argv += ["--dev", "/dev", "--size", str(request.limits.write), "--tmpfs", SANDBOX_SHM]
+        argv += [
+            "--remount-ro",
+            "/dev",
+            "--size",
+            str(request.limits.write),
+            "--tmpfs",
+            SANDBOX_TMP,
+        ]
+        argv += ["--size", "4096", "--tmpfs", WORKSPACE_MOUNT]
+        for area in request.reads:
+            argv += ["--ro-bind", str(area.host), "/".join((WORKSPACE_MOUNT, *area.path))]
         inside = "/".join((WORKSPACE_MOUNT, *request.scope))
-        argv += ["--bind", str(request.view), inside, "--bind", str(request.view), SCOPE_MOUNT]
-        argv += ["--remount-ro", "/", "--chdir", SCOPE_MOUNT, "--clearenv"]
+        view = str(request.view)
+        argv += ["--bind", view, inside, "--bind", view, SCOPE_MOUNT]
+        argv += ["--remount-ro", WORKSPACE_MOUNT, "--remount-ro", "/"]
+        if request.seccomp_fd is not None:
+            argv += ["--seccomp", str(request.seccomp_fd)]
+        argv += ["--chdir", SCOPE_MOUNT, "--clearenv"]
         for key, value in default_env(request):
             argv += ["--setenv", key, value]
         argv += ["--", *request.command]
+        uid, gid = request.run_as
+        argv = [
+            shutil.which("setpriv") or "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            *argv,
+        ]
         if request.cgroup:
             return argv
         limits = request.limits

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,21 @@ class Cgroup:
                     os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        self.kill()
+        """Kill what is left and remove the group; a group whose last processes are still
+        exiting (after a timeout, an OOM kill) refuses removal for a moment: retry, briefly."""
+        deadline = time.monotonic() + 5
         for folder in {self.memory, self.pids}:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+            while True:
+                self.kill()
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.005)
 
 
 def make(name: str, memory: int, processes: int) -> Cgroup | None:

@@ -2,7 +2,9 @@
 
 Airlock writes an OCI bundle (``config.json`` and an empty root folder) into the run's scratch
 folder and starts ``runsc run`` on it. runsc needs root on the host; the code inside runs as the
-sandbox's own root with no capabilities at all.
+sandbox's own root with no capabilities at all, inside gVisor's kernel (the sentry), which runs
+on the host unprivileged in a user namespace of its own. Its processes stay in the run's cgroup
+(``--ignore-cgroups``), so the run's memory and process limits bound the sentry and gofer too.
 
 Known limit of the runsc Debian ships (release 2022-12-19): it answers ``statx`` calls with the
 flags GNU coreutils 9 use with "Invalid argument", so ``ls`` and ``stat`` fail inside; Python,
@@ -11,13 +13,16 @@ flags GNU coreutils 9 use with "Invalid argument", so ``ls`` and ``stat`` fail i
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from airlock.sandbox import seccomp
 from airlock.sandbox.base import (
+    SANDBOX_SHM,
     SANDBOX_TMP,
     SCOPE_MOUNT,
     WORKSPACE_MOUNT,
@@ -37,9 +42,35 @@ def _bind(source: str | Path, destination: str, *, writable: bool = False) -> di
     }
 
 
+_REFUSED_SOCKET_FAMILIES = (15, 17, 38, 40)
+"""AF_KEY, AF_PACKET, AF_ALG, AF_VSOCK: families bwrap's filter refuses too."""
+
+
+def _oci_seccomp() -> dict[str, Any]:
+    """Airlock's filter (:mod:`airlock.sandbox.seccomp`) in OCI form, applied by gVisor's own
+    kernel to the code: the unconditional refusals, and the socket families above."""
+    names = sorted({rule.syscall for rule in seccomp.DENIED if not rule.condition})
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM},
+            *(
+                {
+                    "names": ["socket"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": errno.EAFNOSUPPORT,
+                    "args": [{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}],
+                }
+                for family in _REFUSED_SOCKET_FAMILIES
+            ),
+        ],
+    }
+
+
 class Gvisor(Sandbox):
     name = "gvisor"
     needs_root = True
+    helper_tasks = 1024  # the sentry's and gofer's Go threads; the sentry counts the code's own
 
     def problem(self) -> str | None:
         if shutil.which("runsc") is None:
@@ -55,7 +86,18 @@ class Gvisor(Sandbox):
             (rootfs / folder).mkdir(parents=True, exist_ok=True)
         mounts: list[dict[str, Any]] = [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["size=1048576", "nosuid", "noexec"],
+            },
+            {
+                "destination": SANDBOX_SHM,
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": [f"size={request.limits.write}", "nosuid", "nodev"],
+            },
             {
                 "destination": SANDBOX_TMP,
                 "type": "tmpfs",
@@ -78,18 +120,13 @@ class Gvisor(Sandbox):
             host = Path("/etc") / name
             if host.exists():
                 mounts.append(_bind(host, f"/etc/{name}"))
-        passwd, group = sandbox_passwd(request.scratch, 0)
+        passwd, group = sandbox_passwd(request.scratch, request.run_as[0])
         mounts += [_bind(passwd, "/etc/passwd"), _bind(group, "/etc/group")]
-        mounts.append(_bind(request.workspace, WORKSPACE_MOUNT))
-        for hidden in request.hidden:
-            mounts.append(
-                {
-                    "destination": "/".join((WORKSPACE_MOUNT, *hidden)),
-                    "type": "tmpfs",
-                    "source": "tmpfs",
-                    "options": ["ro", "size=4096"],
-                }
-            )
+        # The root is read-only: /workspace holds only the mount points made for it here.
+        for path in (*(area.path for area in request.reads), request.scope):
+            (rootfs / "workspace").joinpath(*path).mkdir(parents=True, exist_ok=True)
+        for area in request.reads:
+            mounts.append(_bind(area.host, "/".join((WORKSPACE_MOUNT, *area.path))))
         inside = "/".join((WORKSPACE_MOUNT, *request.scope))
         mounts += [
             _bind(request.view, inside, writable=True),
@@ -100,7 +137,8 @@ class Gvisor(Sandbox):
             "ociVersion": "1.0.2",
             "process": {
                 "terminal": False,
-                "user": {"uid": 0, "gid": 0},
+                # The ids the view is shown as owned by: the sandbox's, never host root's.
+                "user": {"uid": request.run_as[0], "gid": request.run_as[1]},
                 "args": list(request.command),
                 "env": [f"{key}={value}" for key, value in default_env(request)],
                 "cwd": SCOPE_MOUNT,
@@ -128,6 +166,7 @@ class Gvisor(Sandbox):
             "hostname": "airlock",
             "mounts": mounts,
             "linux": {
+                "seccomp": _oci_seccomp(),
                 # With --network host, runsc uses the network namespace it runs in; asking for
                 # a new one as well leaves the sandbox with no network at all.
                 "namespaces": [
@@ -144,6 +183,10 @@ class Gvisor(Sandbox):
             str(request.scratch / "runsc-state"),
             "--network",
             "host" if request.network else "none",
+            # Stay in the run's cgroup, whose limits count the sentry and the gofer too.
+            "--ignore-cgroups",
+            # Apply the config's seccomp filter inside the sandbox, to the code's calls.
+            "--oci-seccomp",
             "run",
             "--bundle",
             str(bundle),

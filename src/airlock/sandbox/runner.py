@@ -1,14 +1,19 @@
-"""Run a backend's command line inside the run's mount namespace, and watch over it.
+"""Run a backend's command line inside the run's own mount namespace, and watch over it.
 
-The command runs under a small ``bash`` launcher (bash, not dash: the pipe descriptors it
-is handed may be numbered above 9). In overlay mode the launcher is started in a
-private mount namespace (``unshare``; a user namespace too when Airlock is not root) where it
-mounts a size-limited tmpfs for the upper layer and the overlay of the scope on top of the real
-scope, then runs the backend. When the command is done the launcher reports its exit code on a
-pipe and waits: the namespace, and with it the upper layer, stays alive until Airlock has read
-the changes through ``/proc/<launcher>/root``. Nothing of it is ever mounted on the host.
+The command runs under a small ``bash`` launcher (bash, not dash: the pipe descriptors it is
+handed may be numbered above 9), started in a private mount namespace (``unshare``; in a user
+namespace of its own, with the subordinate ids mapped, when Airlock is not root). There it
+mounts a size-limited tmpfs (the *stage*) and makes the writable view of the scope, owned by
+the sandbox's ids (:mod:`airlock.sandbox.ids`), never by the workspace's owner:
 
-In copy mode (no overlay possible) the launcher only runs the backend on a copy of the scope.
+- ``overlay``: ``fuse-overlayfs`` (Debian's package) with the real scope as its lower layer and
+  the stage as its upper layer, every file shown as the sandbox's; nothing is copied;
+- ``copy``: where no overlay can be had, a copy of the scope on the stage, given to those ids.
+
+It then opens the view on the descriptor the backend was told and runs the backend. When the
+command is done the launcher reports its exit code on a pipe and waits: the namespace, and with
+it the stage, stays alive until Airlock has read the changes through ``/proc/<launcher>/root``.
+Nothing of it is ever mounted on the host.
 
 Airlock enforces the wall-clock timeout and the output limit here; memory and process limits
 come from the run's cgroup (:mod:`airlock.sandbox.cgroup`) or, without one, from rlimits.
@@ -22,29 +27,55 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.sandbox.cgroup import Cgroup
+from airlock.sandbox.ids import SandboxIds
 
 LAUNCHER = r"""
 set -eu
-code_fd=$7 hold_fd=$8
-for procs in $1; do echo $$ > "$procs"; done
-if [ -n "$3" ]; then
-  mount -t tmpfs -o "size=$5,mode=0700" airlock-upper "$2"
-  mkdir "$2/upper" "$2/work"
-  mount -t overlay airlock-scope \
-    -o "lowerdir=$3,upperdir=$2/upper,workdir=$2/work,redirect_dir=off,index=off,metacopy=off$6" "$4"
-fi
-shift 8
+procs=$1 stage=$2 lower=$3 view=$4 size=$5 mode=$6 code_fd=$7 hold_fd=$8 reads=$9 ids=${10}
+uid=${ids%:*} gid=${ids#*:} overlay=
+for file in $procs; do echo $$ > "$file"; done
+mount -t tmpfs -o "size=$size,mode=0700" airlock-stage "$stage"
+case $mode in
+overlay)
+  mkdir "$stage/upper" "$stage/work"
+  eval 'fuse-overlayfs -f -o "lowerdir=$lower,upperdir=$stage/upper,workdir=$stage/work" \
+    -o "squash_to_uid=$uid,squash_to_gid=$gid,allow_other,noacl,writeback=0" "$view"' \
+    "</dev/null >/dev/null 2>\"\$stage/overlay.log\" $code_fd>&- $hold_fd<&- &"
+  overlay=$!
+  tries=0
+  until mountpoint -q "$view"; do
+    if ! kill -0 "$overlay" 2>/dev/null || [ $tries -gt 5000 ]; then
+      echo "the overlay did not come up: $(cat "$stage/overlay.log")" >&2; exit 90
+    fi
+    tries=$((tries + 1))
+  done ;;
+copy)
+  mkdir "$stage/copy"
+  cp -a "$lower/." "$stage/copy/"
+  chown -R -P "$uid:$gid" "$stage/copy"
+  touch "$stage/copied"
+  mount --bind "$stage/copy" "$view" ;;
+esac
+for pair in $reads; do
+  fd=${pair%%:*} target=${pair#*:}
+  mount --bind "$(readlink "/proc/self/fd/$fd")" "$target"
+  if [ "$(stat -c %d:%i "$target")" != "$(stat -L -c %d:%i "/proc/self/fd/$fd")" ]; then
+    echo "a read area changed while the run started; try again" >&2; exit 90
+  fi
+done
+shift 10
 set +e
 eval '"$@"' "$code_fd>&- $hold_fd<&-"
 code=$?
 exec >/dev/null 2>&1
 eval 'echo "$code"' ">&$code_fd"
 eval 'read -r _' "<&$hold_fd" || true
+[ -z "$overlay" ] || kill "$overlay"
 """
 
 
@@ -68,17 +99,30 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a run's view lives: ``lower`` is the real scope ('' in copy mode)."""
+    """Where a run's view lives, and whose it is.
 
-    upper_mount: Path
-    lower: Path | None
+    ``stage`` is a host folder the launcher mounts a tmpfs of ``size`` bytes on, in its own
+    mount namespace: in ``overlay`` mode the overlay's upper layer, in ``copy`` mode a copy of
+    the scope. ``view`` is where the writable scope appears, owned by ``ids``. ``reads`` are
+    (descriptor, folder) pairs: each descriptor's folder is bound on that (empty) folder.
+    """
+
+    stage: Path
+    lower: Path
     view: Path
-    write_limit: int
-    userns: bool
+    size: int
+    mode: str  # "overlay" | "copy"
+    ids: SandboxIds
+    reads: tuple[tuple[int, Path], ...] = ()
+
+    @property
+    def result(self) -> str:
+        """The folder, inside the launcher's namespace, holding what the run changed."""
+        return str(self.stage / ("upper" if self.mode == "overlay" else "copy"))
 
 
 class Running:
-    """A launched run: wait for it, then read its upper layer while the namespace lives."""
+    """A launched run: wait for it, then read its result while the namespace lives."""
 
     def __init__(self, proc: subprocess.Popen[bytes], code_r: int, hold_w: int) -> None:
         self.proc = proc
@@ -89,14 +133,22 @@ class Running:
         """The run's view of the filesystem (its mount namespace), while it is alive."""
         return Path(f"/proc/{self.proc.pid}/root")
 
+    def path(self, host: str | Path) -> Path:
+        """``host`` (an absolute path) as the run's mount namespace sees it."""
+        return self.root() / str(host).lstrip("/")
+
 
 def _launcher_argv(layout: Layout, cgroup: Cgroup | None, code_fd: int, hold_fd: int) -> list[str]:
-    prefix: list[str] = []
-    if layout.lower is not None:
-        prefix = ["unshare", "--mount", "--propagation", "private"]
-        if layout.userns:
-            prefix[1:1] = ["--user", "--map-root-user"]
-    options = ",userxattr" if layout.userns else ""
+    prefix = ["unshare", "--mount", "--propagation", "private"]
+    ids = layout.ids
+    if ids.subordinate is not None:
+        uid, gid, count = ids.subordinate
+        prefix[1:1] = [
+            "--user",
+            "--map-root-user",
+            f"--map-users={uid},{ids.launch_uid},{count}",
+            f"--map-groups={gid},{ids.launch_gid},{count}",
+        ]
     return [
         *prefix,
         "bash",
@@ -106,19 +158,27 @@ def _launcher_argv(layout: Layout, cgroup: Cgroup | None, code_fd: int, hold_fd:
         LAUNCHER,
         "airlock-launcher",
         " ".join(cgroup.procs_files) if cgroup else "",
-        str(layout.upper_mount),
-        str(layout.lower or ""),
+        str(layout.stage),
+        str(layout.lower),
         str(layout.view),
-        str(layout.write_limit),
-        options,
+        str(layout.size),
+        layout.mode,
         str(code_fd),
         str(hold_fd),
+        " ".join(f"{fd}:{folder}" for fd, folder in layout.reads),
+        f"{ids.launch_uid}:{ids.launch_gid}",
     ]
 
 
 @contextlib.contextmanager
 def launch(
-    argv: list[str], layout: Layout, *, timeout: float, output_limit: int, cgroup: Cgroup | None
+    argv: list[str],
+    layout: Layout,
+    *,
+    timeout: float,
+    output_limit: int,
+    cgroup: Cgroup | None,
+    extra_fds: Sequence[int] = (),
 ) -> Iterator[tuple[Outcome, Running | None]]:
     """Run ``argv`` under the launcher; yield how it ended and, if it ended by itself, the live
     namespace to read changes from. Everything the run started is gone when the block ends."""
@@ -132,7 +192,7 @@ def launch(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(code_w, hold_r),
+            pass_fds=(code_w, hold_r, *(fd for fd, _ in layout.reads), *extra_fds),
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
         )

@@ -24,15 +24,25 @@ ETC_FILES = (
 """Files of /etc that programs need and that tell nothing about the host (no shadow, no keys)."""
 
 
-def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
-    """A passwd and group file naming only root, the agent (``uid``) and nobody."""
-    passwd = scratch / "passwd"
-    group = scratch / "group"
-    passwd.write_text(
-        "root:x:0:0:root:/root:/bin/sh\n"
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+"""Parts of ``/proc`` that reach the host's kernel; a sandbox shows them read-only (as Docker)."""
+
+
+def etc_files(uid: int) -> dict[str, str]:
+    """The sandbox's ``/etc/passwd`` and ``/etc/group``: only root, the agent (``uid``), nobody."""
+    return {
+        "passwd": "root:x:0:0:root:/root:/bin/sh\n"
         f"agent:x:{uid}:{uid}:Airlock sandbox:/tmp:/bin/sh\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-        encoding="utf-8",
-    )
-    group.write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n", encoding="utf-8")
-    return passwd, group
+        "group": f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n",
+    }
+
+
+def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
+    """:func:`etc_files` written into ``scratch``, for backends that bind files by path."""
+    written = []
+    for name, text in etc_files(uid).items():
+        path = scratch / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written[0], written[1]

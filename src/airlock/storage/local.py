@@ -252,6 +252,23 @@ class LocalStorage(Storage):
 
     # --- primitives -------------------------------------------------------------------------
 
+    def open_folder(self, path: RelPath) -> int:
+        """A new ``O_PATH`` descriptor on ``path`` (a folder or file), resolved without following
+        any symlink; the caller closes it. For handing a part of the workspace to a sandbox."""
+        if not path:
+            return os.dup(self._root_fd)
+        parent = self._parent(path)
+        try:
+            fd = os.open(path[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        finally:
+            self._release(parent)
+        if stat_mod.S_ISLNK(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePathError(
+                f"{render(path)!r} is a symbolic link", hint="name the real folder, not a link"
+            )
+        return fd
+
     def stat(self, path: RelPath) -> Entry | None:
         if not path:
             return entry_from_stat(os.fstat(self._root_fd))

@@ -1,0 +1,241 @@
+"""Find what a run changed: walk its result beside the real scope, never trusting a marker.
+
+Both walks produce the :class:`airlock.capture.Change` list that capture turns into a plan, and
+a list of what they could not take (``skipped`` entries: path and reason).
+
+- :func:`upper_changes` (overlay mode) walks the overlay's upper layer, and for every folder in
+  it compares three listings: the upper layer, the *merged view* (what the code itself saw) and
+  the real scope. An entry of the real scope that the merged view no longer shows is deleted.
+  Whiteouts, opaque-folder xattrs and other overlay markers are never read: the code can write
+  xattrs of its own (``user.overlay.opaque``), so only what the overlay actually showed it counts.
+- :func:`copy_changes` (copy mode) compares a copy of the scope with the scope. A file counts as
+  changed when its size or modification time differs, or its change time is not older than the
+  moment the copy was finished (so an edit that restores the size and mtime is still seen).
+
+The walks hold descriptors, not paths: every folder is opened relative to its parent with
+``O_NOFOLLOW``, so no symlink is followed, no path grows past ``PATH_MAX``, and a deep tree
+needs no recursion. What cannot be read (a folder made unreadable, a path too long for a plan)
+is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airlock.capture import Change, Kind
+from airlock.paths import PATH_MAX_BYTES, RelPath, render
+from airlock.storage.local import entry_from_stat
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _kind(st: os.stat_result) -> Kind:
+    """The storage layer's kind of a stat result, as capture names it."""
+    return Kind(entry_from_stat(st).kind.value)
+
+
+@dataclass
+class Found:
+    """What a walk found: the changes, and what it could not take (with why)."""
+
+    changes: list[Change] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def skip(self, path: RelPath, reason: str) -> None:
+        self.skipped.append({"path": render(path), "reason": reason})
+
+
+def _entries(fd: int | None) -> dict[str, os.stat_result]:
+    if fd is None:
+        return {}
+    with os.scandir(fd) as it:
+        return {entry.name: entry.stat(follow_symlinks=False) for entry in it}
+
+
+def _open(parent: int | None, name: str) -> int | None:
+    if parent is None:
+        return None
+    try:
+        return os.open(name, _DIR, dir_fd=parent)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _opened(*paths: Path | None) -> Iterator[list[int | None]]:
+    fds = [None if path is None else os.open(path, _DIR) for path in paths]
+    try:
+        yield fds
+    finally:
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+
+def _too_long(path: RelPath) -> bool:
+    return len(render(path).encode("utf-8", "surrogateescape")) > PATH_MAX_BYTES
+
+
+def _walk(
+    roots: list[int | None],
+    visit: _Visit,
+    found: Found,
+) -> None:
+    """Depth-first over folders, holding one descriptor per side per level (no recursion)."""
+    stack: list[tuple[RelPath, list[int | None], Iterator[str]]] = []
+
+    def enter(rel: RelPath, fds: list[int | None]) -> None:
+        try:
+            listings = [_entries(fd) for fd in fds]
+        except OSError as exc:
+            found.skip(rel, f"the run left a folder Airlock cannot read ({exc.strerror})")
+            _close(fds)
+            return
+        stack.append((rel, fds, iter(visit(rel, fds, listings, found))))
+
+    enter((), [*roots])
+    while stack:
+        rel, fds, children = stack[-1]
+        name = next(children, None)
+        if name is None:
+            stack.pop()
+            if rel:
+                _close(fds)
+            continue
+        path = (*rel, name)
+        if _too_long(path):
+            found.skip(
+                path, f"the path is longer than {PATH_MAX_BYTES} bytes; a plan cannot hold it"
+            )
+            continue
+        child = [_open(fd, name) for fd in fds]
+        if child[0] is None:
+            found.skip(path, "the run left a folder Airlock cannot open")
+            _close(child)
+            continue
+        enter(path, child)
+
+
+def _close(fds: list[int | None]) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
+class _Visit:
+    """One folder's three listings in, its changes out; yields the child folders to enter."""
+
+    def __call__(
+        self,
+        rel: RelPath,
+        fds: list[int | None],
+        listings: list[dict[str, os.stat_result]],
+        found: Found,
+    ) -> list[str]:
+        raise NotImplementedError
+
+
+class _Overlay(_Visit):
+    def __call__(
+        self,
+        rel: RelPath,
+        fds: list[int | None],
+        listings: list[dict[str, os.stat_result]],
+        found: Found,
+    ) -> list[str]:
+        upper, merged, lower = listings
+        enter = []
+        for name in sorted(set(upper) | set(lower)):
+            path = (*rel, name)
+            seen = merged.get(name)
+            was = lower.get(name)
+            if seen is None:
+                if was is not None:
+                    found.changes.append(Change(path, Kind.GONE))
+                continue
+            if name not in upper:
+                continue  # shown from the real scope, untouched
+            kind = _kind(seen)
+            found.changes.append(Change(path, kind))
+            if kind is Kind.DIR:
+                enter.append(name)
+            elif (
+                kind is Kind.FILE
+                and was is not None
+                and _kind(was) is Kind.FILE
+                and stat.S_IMODE(was.st_mode) != stat.S_IMODE(seen.st_mode)
+            ):
+                found.skip(path, _mode_reason(was, seen))
+        return enter
+
+
+class _Copy(_Visit):
+    def __init__(self, copied_ns: int) -> None:
+        self.copied_ns = copied_ns
+
+    def __call__(
+        self,
+        rel: RelPath,
+        fds: list[int | None],
+        listings: list[dict[str, os.stat_result]],
+        found: Found,
+    ) -> list[str]:
+        copy, lower = listings
+        enter = []
+        found.changes.extend(
+            Change((*rel, name), Kind.GONE) for name in sorted(set(lower) - set(copy))
+        )
+        for name, st in sorted(copy.items()):
+            path = (*rel, name)
+            kind = _kind(st)
+            was = lower.get(name)
+            if was is None or _kind(was) is not kind:
+                found.changes.append(Change(path, kind, replaces=was is not None))
+            elif kind is Kind.FILE:
+                same = (st.st_size, st.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
+                if not same or st.st_ctime_ns >= self.copied_ns:
+                    found.changes.append(Change(path, kind))
+                if stat.S_IMODE(was.st_mode) != stat.S_IMODE(st.st_mode):
+                    found.skip(path, _mode_reason(was, st))
+            elif kind is Kind.SYMLINK and _link(fds[0], name) != _link(fds[1], name):
+                found.changes.append(Change(path, kind))  # capture reports links; never followed
+            if kind is Kind.DIR:
+                enter.append(name)
+        return enter
+
+
+def _link(fd: int | None, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=fd)
+    except OSError:
+        return None
+
+
+def _mode_reason(before: os.stat_result, after: os.stat_result) -> str:
+    return (
+        f"its permissions changed ({stat.filemode(before.st_mode)} to "
+        f"{stat.filemode(after.st_mode)}); a plan carries contents, not permissions, so that "
+        "part of the change is not kept"
+    )
+
+
+def upper_changes(upper: Path, merged: Path, lower: Path) -> Found:
+    """What a run changed, from an overlay's upper layer, the merged view and the real scope."""
+    found = Found()
+    with _opened(upper, merged, lower) as fds:
+        _walk(fds, _Overlay(), found)
+    return found
+
+
+def copy_changes(original: Path, copy: Path, copied: Path) -> Found:
+    """What a run changed in its copy of ``original``; ``copied`` was touched once the copy was
+    finished, before the run."""
+    found = Found()
+    with _opened(copy, original) as fds:
+        _walk(fds, _Copy(os.lstat(copied).st_ctime_ns), found)
+    return found

@@ -413,3 +413,23 @@ def test_a_path_past_path_max_with_the_hosts_prefix_is_still_read(
     assert captured.operations == [
         {"op": "write", "path": path, "overwrite": False, "text": "deep"}
     ]
+
+
+def test_a_copied_up_file_with_the_real_bytes_is_no_operation_and_stages_nothing(
+    ws: Workspace, root: Path, tmp_path: Path
+) -> None:
+    data = os.urandom(2 * MIB)
+    (root / CASE / "same.bin").write_bytes(data)
+    (root / CASE / "edited.bin").write_bytes(data)
+    result = tmp_path / "result"
+    result.mkdir()
+    (result / "same.bin").write_bytes(data)  # e.g. chmod or touch in an overlay: a copy-up
+    edited = bytearray(data)
+    edited[MIB] ^= 1  # same size, one bit differs
+    (result / "edited.bin").write_bytes(edited)
+    captured = run_capture(ws, result, "edited.bin", "same.bin")
+    sha = hashlib.sha256(edited).hexdigest()
+    assert captured.operations == [
+        {"op": "write", "path": "edited.bin", "overwrite": True, "sha256": sha, "size": 2 * MIB}
+    ]
+    assert [p.name for p in blobs(ws)] == [sha]

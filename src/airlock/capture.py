@@ -327,8 +327,9 @@ def _stage_writes(
     """The write operations, in path order, and the paths that could not be written.
 
     Each file's apparent size is checked against what is left of the write limit before it is
-    read; only then is it staged (or read inline, if small), once. A file that may be the real
-    one unchanged (a modification, or a copy-up) is compared by digest and dropped if equal.
+    read; only then is it staged (or read inline, if small). A file that may be the real one
+    unchanged (a modification, or an overlay's copy-up after a chmod or touch) is dropped if it
+    has the real file's size and digest, before anything is staged.
     """
     ops: list[dict[str, Any]] = []
     not_written: set[RelPath] = set()
@@ -347,12 +348,13 @@ def _stage_writes(
 
     for path, maybe_same in writes:
         try:
-            if over(path, sides.upper_size(path)):
+            size = sides.upper_size(path)
+            if maybe_same and _unchanged(path, size, sides):
+                continue
+            if over(path, size):
                 not_written.add(path)
                 continue
             body = sides.upper_body(path, max(0, min(INLINE_FILE_MAX, inline_left)))
-            if maybe_same and sides.lower_digest(path) == body.sha256:
-                continue
         except (OSError, AirlockError) as exc:
             skip(path, _problem(exc, path))
             not_written.add(path)
@@ -367,6 +369,13 @@ def _stage_writes(
         ops.append(_write(path, body, overwrite=maybe_same))
         out.bytes_written += body.size
     return ops, not_written
+
+
+def _unchanged(path: RelPath, size: int, sides: Sides) -> bool:
+    """Whether the run's file ``path`` holds exactly the real file's bytes (same size first)."""
+    if size not in (real for _path, real in sides.lower_files(path)):
+        return False
+    return sides.upper_digest(path) == sides.lower_digest(path)
 
 
 def _find_moves(

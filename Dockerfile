@@ -14,11 +14,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# bubblewrap for sandboxed runs (`airlock run`, POST /runs). Inside a container they also need
-# user namespaces: run with --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+# Sandboxed runs (`airlock run`, POST /runs): bubblewrap, fuse-overlayfs (the writable view),
+# uidmap (the subordinate ids the code runs as, never the workspace's owner) and libseccomp.
+# Inside a container they also need user namespaces and /dev/fuse: run with
+# --device /dev/fuse --security-opt seccomp=unconfined --security-opt apparmor=unconfined
 # (or a seccomp profile that allows unshare/mount), see docs/operating.md.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap fuse-overlayfs uidmap libseccomp2 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/airlock
@@ -30,6 +32,7 @@ RUN pip install . && rm -rf /opt/airlock/src /opt/airlock/build
 # a bind-mounted folder must be writable by uid 10001).
 RUN groupadd --system --gid 10001 airlock \
     && useradd --system --uid 10001 --gid airlock --home-dir /nonexistent --shell /usr/sbin/nologin airlock \
+    && usermod --add-subuids 200000-265535 --add-subgids 200000-265535 airlock \
     && mkdir /workspace \
     && chown airlock:airlock /workspace
 USER airlock

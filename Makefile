@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest browser sandbox-tools bench bench-service bench-runs schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -41,10 +41,13 @@ browser:  ## Debian's chromium for the web page's browser tests (installed only 
 		fi; \
 	fi
 
-sandbox-tools:  ## Debian's bubblewrap and runsc (gVisor) for sandboxed runs (installed only if missing, as root)
+sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, uidmap and libseccomp for sandboxed runs (installed only if missing, as root)
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v runsc >/dev/null || missing="$$missing runsc"; \
+	command -v fuse-overlayfs >/dev/null || missing="$$missing fuse-overlayfs"; \
+	command -v newuidmap >/dev/null || missing="$$missing uidmap"; \
+	ldconfig -p | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
@@ -56,12 +59,19 @@ sandbox-tools:  ## Debian's bubblewrap and runsc (gVisor) for sandboxed runs (in
 
 pytest: $(STAMP) browser sandbox-tools  ## Every test (crash, fault, property and path tests included)
 	$(BIN)/pytest
+	tests/run_unprivileged.sh
+
+pytest-unprivileged: $(STAMP) sandbox-tools  ## bubblewrap's sandbox suite again as an unprivileged account (as root; CI runs it)
+	tests/run_unprivileged.sh
 
 bench: $(STAMP)  ## Apply/validate/recovery benchmarks (prints figures and ratios)
 	$(BIN)/python bench/bench_apply.py
 
 bench-runs: $(STAMP) sandbox-tools  ## Sandboxed runs: latency beside bare bwrap/runsc, capture time vs scope size
 	$(BIN)/python bench/bench_runs.py
+
+bench-capture: $(STAMP)  ## Capture of a 1 GiB file (peak memory, time beside sha256sum and cp) and a 100 GiB sparse file
+	$(BIN)/python bench/bench_capture.py
 
 bench-service: $(STAMP)  ## Load the HTTP service: 50 concurrent agents, then check nothing was lost
 	$(BIN)/python bench/bench_service.py

@@ -261,13 +261,14 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def _namespaced(pid: int) -> bool:
-    """True for a process in another user namespace than this one: a sandbox's, not Airlock's
-    own launcher (whose command line holds the command too)."""
+def _runs_the_code(pid: int) -> bool:
+    """True for the code's own process (``python3 -c ...``), not Airlock's launcher or the
+    backend's setup, whose command lines hold the command too."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
     except OSError:
         return False
+    return os.path.basename(argv0) == b"python3"
 
 
 def _sandbox_kernels(sandbox: str) -> list[int]:
@@ -594,7 +595,7 @@ print(json.dumps(out))
         def watch() -> None:
             deadline = time.monotonic() + 20
             while not done.is_set() and time.monotonic() < deadline:
-                inside = [pid for pid in _processes_with(marker) if _namespaced(pid)]
+                inside = [pid for pid in _processes_with(marker) if _runs_the_code(pid)]
                 for pid in inside + _sandbox_kernels(run.sandbox):
                     with contextlib.suppress(OSError):
                         seen[pid] = _host_ids(pid)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock import audit, paths
-from airlock.capture import Captured, capture
+from airlock.capture import Captured
 from airlock.errors import (
     AirlockError,
     InputError,
@@ -43,9 +43,8 @@ from airlock.paths import STATE_DIR, RelPath
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox, seccomp
 from airlock.sandbox.base import Limits, ReadArea, Request
-from airlock.sandbox.changes import LocalSides
+from airlock.sandbox.collect import Where, collect, collect_in
 from airlock.sandbox.ids import SandboxIds, sandbox_ids
-from airlock.sandbox.layers import copy_changes, upper_changes
 from airlock.sandbox.runner import Layout, Outcome, Running, launch
 from airlock.storage.base import Kind
 from airlock.storage.local import LocalStorage
@@ -243,17 +242,20 @@ def _capture(
 ) -> Captured:
     """What the run changed, as plan operations. Never raises: a failure is reported as
     skipped, so the run is still recorded."""
+    where = Where(
+        workspace=str(ws.root),
+        content=str(ws.content.root),
+        scope=scope,
+        mode=layout.mode,
+        result=layout.result,
+        view=str(layout.view),
+        copied=str(layout.stage / "copied"),
+        write_limit=write_limit,
+    )
     try:
-        result = running.path(layout.result)
-        lower = ws.root.joinpath(*scope)
-        if layout.mode == "overlay":
-            found = upper_changes(result, running.path(layout.view), lower)
-        else:
-            found = copy_changes(lower, result, running.path(layout.stage / "copied"))
-        sides = LocalSides(ws.storage, scope, result, ws.content)
-        captured = capture(found.changes, sides, write_limit=write_limit)
-        captured.skipped[:0] = found.skipped
-        return captured
+        if layout.ids.subordinate is None:
+            return collect(where.under(running.root()))
+        return collect_in(running.proc.pid, where)
     except Exception as exc:  # a bug or a filesystem Airlock cannot read: record, never crash
         reason = f"capture failed ({type(exc).__name__}: {exc}); nothing the run changed was kept"
         return Captured(skipped=[{"path": "", "reason": reason}])

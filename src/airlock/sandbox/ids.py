@@ -63,6 +63,16 @@ def _subordinate(path: Path, user: str, uid: int) -> tuple[int, int] | None:
     return None
 
 
+def _no_new_privileges() -> bool:
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("NoNewPrivs:"):
+                return line.split()[1] == "1"
+    except OSError:
+        pass
+    return False
+
+
 def sandbox_ids(workspace_owner: int) -> SandboxIds | str:
     """The ids for a run's code, or why there are none here and how to fix it."""
     euid = os.geteuid()
@@ -88,6 +98,12 @@ def sandbox_ids(workspace_owner: int) -> SandboxIds | str:
             f"of {user!r} to run as (it must never run as the workspace's owner): "
             f"`apt-get install uidmap` and `usermod --add-subuids 200000-265535 "
             f"--add-subgids 200000-265535 {user}`"
+        )
+    if _no_new_privileges():
+        return (
+            "this process has no_new_privs set (systemd's NoNewPrivileges=yes), so newuidmap "
+            "cannot map the subordinate ids the code must run as: install "
+            "deploy/airlock.service.d/sandbox.conf (see docs/operating.md)"
         )
     if workspace_owner in range(subuid[0], subuid[0] + subuid[1]):
         return f"the workspace's owner (uid {workspace_owner}) is inside {user!r}'s subordinate ids"

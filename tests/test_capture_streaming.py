@@ -433,3 +433,17 @@ def test_a_copied_up_file_with_the_real_bytes_is_no_operation_and_stages_nothing
         {"op": "write", "path": "edited.bin", "overwrite": True, "sha256": sha, "size": 2 * MIB}
     ]
     assert [p.name for p in blobs(ws)] == [sha]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")
+def test_a_file_airlock_may_not_read_is_skipped(ws: Workspace, tmp_path: Path) -> None:
+    result = tmp_path / "result"
+    result.mkdir()
+    (result / "secret.bin").write_bytes(os.urandom(MIB))
+    (result / "secret.bin").chmod(0)
+    (result / "ok.txt").write_text("fine")
+    captured = run_capture(ws, result, "ok.txt", "secret.bin")
+    assert [op["path"] for op in captured.operations] == ["ok.txt"]
+    assert captured.skipped == [
+        {"path": "secret.bin", "reason": "could not read 'secret.bin': permission denied"}
+    ]

@@ -573,3 +573,16 @@ def test_stale_in_place_edit_on_disk(tmp_path: Path) -> None:
         assert stale_paths(pre, storage) == [f"{w('f.txt')}: modified since validation"]
     finally:
         storage.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["invoice\u202efdp.exe", "report\u200b.pdf", "\u2066notes\u2069.txt"]
+)
+def test_names_with_invisible_or_direction_changing_characters_are_flagged(name: str) -> None:
+    # A name with U+202E (right-to-left override) reads as "invoiceexe.pdf" on the review page.
+    storage = make_storage({"notes.txt": b"n"}, dirs=("inbox",))
+    report = run(storage, write(f"inbox/{name}"), mkdir(name), move("notes.txt", f"x{name}"))
+
+    assert report.valid
+    assert warning_codes(report) == ["invisible-characters"] * 3
+    assert all("U+" in issue.message for issue in report.warnings)

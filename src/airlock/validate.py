@@ -367,6 +367,14 @@ class _Simulation:
 
     def _new_name(self, index: int, path: RelPath, renaming: RelPath | None = None) -> None:
         name = path[-1]
+        hidden = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) == "Cf"})
+        if hidden:
+            self.warn(
+                index,
+                "invisible-characters",
+                f"the name {name!r} holds invisible or direction-changing characters "
+                f"({', '.join(hidden)}): what a reviewer reads may not be the real name",
+            )
         size = len(name.encode("utf-8"))
         if size > self.name_max:
             raise _Refused(

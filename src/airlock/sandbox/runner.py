@@ -64,7 +64,7 @@ esac
 for pair in $reads; do
   fd=${pair%%:*} target=${pair#*:}
   mount --bind "$(readlink "/proc/self/fd/$fd")" "$target"
-  if [ "$(stat -c %d:%i "$target")" != "$(stat -L -c %d:%i "/proc/self/fd/$fd")" ]; then
+  if ! [ "$target" -ef "/proc/self/fd/$fd" ]; then
     echo "a read area changed while the run started; try again" >&2; exit 90
   fi
 done

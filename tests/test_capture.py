@@ -3,13 +3,16 @@
 * Unit tests drive :func:`airlock.capture.capture` with a change list and a small in-memory
   :class:`Sides` (a lower tree and the upper files as dicts) and expect exact operation lists.
 * A property test does what a copy-mode run does, on the real filesystem and without a sandbox:
-  random lower tree, ``copy_scope``, random mutations of the copy, ``copy_changes`` + ``capture``,
-  then submit / validate / approve / apply through a real workspace. The scope must then equal the
+  random lower tree, a copy made as the launcher makes it (``cp -a``, handed to the sandbox's ids,
+  then a marker touched), random mutations of the copy, ``copy_changes`` + ``capture``, then
+  submit / validate / approve / apply through a real workspace. The scope must then equal the
   mutated copy byte for byte, a rollback must restore it, and every rename of an untouched file
   must have come out as a ``move``.
+* The walks (:mod:`airlock.sandbox.layers`) on hard trees: an edit that keeps a file's size and
+  mtime, 1,500 nested folders, paths past ``PATH_MAX``, a folder its reader may not open.
 
 ``mutate`` (the random mutations) is shared with ``test_capture_overlay.py``, which runs it
-inside a real kernel overlay.
+inside a real overlay (fuse-overlayfs).
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import os
+import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +34,10 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, Phase, given, note, settings
 
 from airlock.capture import Captured, Change, Kind, capture
-from airlock.paths import RelPath
-from airlock.sandbox.changes import LocalSides, copy_changes, copy_scope
+from airlock.paths import PATH_MAX_BYTES, RelPath, render
+from airlock.sandbox.changes import LocalSides
+from airlock.sandbox.ids import sandbox_ids
+from airlock.sandbox.layers import Found, copy_changes, upper_changes
 from airlock.workspace import Workspace
 from support import snapshot
 
@@ -213,6 +222,9 @@ def test_folder_replaced_by_a_file_deletes_only_the_folder() -> None:
     assert out.operations == [delete("d"), write("d", "now a file")]
 
 
+# A folder that replaces one (``replaces=True`` where the lower side had a folder too) is what
+# the old overlay walk made of an opaque folder; the walks no longer produce it (they trust no
+# marker, and copy mode marks only a change of kind), but capture still honours it.
 def test_opaque_folder_replaces_everything_below_it() -> None:
     lower: Lower = {
         "d": DIR,
@@ -518,8 +530,9 @@ steps_strategy = st.lists(
 )
 
 # Files of a case are old; a run's changes are not. copy_changes sees a change by size and
-# modification time, so a same-size rewrite within one timestamp tick of the original's creation
-# would be invisible to it (as documented); real scopes are not written that moment before a run.
+# modification time, and also by a change time not older than the copy's marker (so even a
+# same-size rewrite within one timestamp tick of the original's creation is seen; see
+# test_a_copy_edit_keeping_size_and_mtime_is_still_seen); old times keep the trees realistic.
 OLD_NS = 1_000_000_000 * 10**9
 
 
@@ -611,6 +624,26 @@ def workspace_with(tree: Tree) -> Iterator[tuple[Workspace, Path]]:
             ws.close()
 
 
+SCOPE_PATH = tuple(SCOPE.split("/"))
+
+
+def copy_as_the_launcher_does(original: Path, copy: Path, *, pause: float = 0.0) -> Path:
+    """Make ``copy`` as a copy-mode run's launcher does (``cp -a``; when root, ``chown -R`` to
+    the sandbox's ids; then a marker touched beside it) and return the marker. ``pause`` waits
+    before the marker, so nothing copied can share its timestamp tick."""
+    copy.mkdir()
+    subprocess.run(["cp", "-a", f"{original}/.", f"{copy}/"], check=True)
+    ids = sandbox_ids(original.stat().st_uid)
+    if os.geteuid() == 0 and not isinstance(ids, str):
+        subprocess.run(
+            ["chown", "-R", "-P", f"{ids.host_uid}:{ids.host_gid}", str(copy)], check=True
+        )
+    time.sleep(pause)
+    marker = copy.parent / "copied"
+    marker.touch()
+    return marker
+
+
 @PROPERTY
 @given(tree=lower_trees(), steps=steps_strategy)
 def test_captured_copy_changes_apply_to_exactly_the_result_and_roll_back(
@@ -618,16 +651,208 @@ def test_captured_copy_changes_apply_to_exactly_the_result_and_roll_back(
 ) -> None:
     with workspace_with(tree) as (ws, scope):
         copy = scope.parent.parent.parent / "copy"
-        copy_scope(scope, copy)
+        marker = copy_as_the_launcher_does(scope, copy)
         before = snapshot(scope)
         assert snapshot(copy) == before
         renames = mutate(str(copy), steps)
         after = snapshot(copy)
-        found = copy_changes(scope, copy)
-        captured = capture(found, LocalSides(ws.storage, ("projects", "Case"), copy))
+        found = copy_changes(scope, copy, marker)
+        captured = capture(found.changes, LocalSides(ws.storage, SCOPE_PATH, copy, ws.content))
         note(f"changes {found}")
         note(f"operations {captured.operations}")
-        assert captured.skipped == []
-        replaced = {"/".join(c.path) for c in found if c.replaces}
+        assert found.skipped == [] and captured.skipped == []
+        replaced = {"/".join(c.path) for c in found.changes if c.replaces}
         check_moves(captured, qualifying_moves(renames, before, after, replaced))
         apply_and_roll_back(ws, captured, scope, before, after)
+
+
+# --- the walks on hard trees -------------------------------------------------------------------
+
+
+def test_a_copy_edit_keeping_size_and_mtime_is_still_seen() -> None:
+    """Same size, mtime put back with os.utime: only the change time tells, and it is newer
+    than the marker the launcher touched once the copy was made."""
+    tree: Tree = {"notes.txt": b"first notes\n", "d": None, "d/other.txt": b"other"}
+    with workspace_with(tree) as (ws, scope):
+        copy = scope.parent.parent.parent / "copy"
+        marker = copy_as_the_launcher_does(scope, copy, pause=0.05)
+        edited = copy / "notes.txt"
+        st = edited.stat()
+        edited.write_bytes(b"FIRST NOTES\n")
+        os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
+        now, real = edited.stat(), (scope / "notes.txt").stat()
+        assert (now.st_size, now.st_mtime_ns) == (real.st_size, real.st_mtime_ns)
+        found = copy_changes(scope, copy, marker)
+        assert found.changes == [Change(("notes.txt",), F)]  # and nothing untouched
+        assert found.skipped == []
+        captured = capture(found.changes, LocalSides(ws.storage, SCOPE_PATH, copy, ws.content))
+        assert captured.operations == [write("notes.txt", "FIRST NOTES\n", overwrite=True)]
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def nest(root: Path, name: str, depth: int, file: str, file_depth: int | None = None) -> None:
+    """``depth`` folders ``name``, one in the other, under ``root``, made by descriptor (the
+    path may pass PATH_MAX), with an empty ``file`` in the one ``file_depth`` deep (default:
+    the deepest)."""
+    file_depth = depth if file_depth is None else file_depth
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for level in range(depth + 1):
+            if level == file_depth:
+                os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd))
+            if level == depth:
+                break
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> None:
+    """rm -rf: shutil.rmtree recurses once per level (Python 3.11) and would overflow."""
+    subprocess.run(["rm", "-rf", "--", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A temporary folder others may traverse (for walks run as nobody), removed by rm -rf."""
+    folder = Path(tempfile.mkdtemp())
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        remove(folder)
+
+
+def both_walks(root: Path, build: Callable[[Path], None]) -> dict[str, Callable[[], Found]]:
+    """The overlay walk and the copy walk over what ``build`` made new beside a scope of one
+    file: an upper layer with a merged view as an overlay would show it (the scope's file and
+    the upper's), and a copy made as the launcher makes one."""
+    scope, upper, merged, copy = root / "scope", root / "upper", root / "merged", root / "copy"
+    scope.mkdir()
+    (scope / "kept.txt").write_bytes(b"kept")
+    upper.mkdir()
+    build(upper)
+    copy_as_the_launcher_does(scope, merged)  # the scope's file, as the view shows it
+    build(merged)
+    # Paused, so the copied file is provably older than the marker and not reported: within one
+    # tick it would be (a change time not older than the marker), and capture would find its
+    # bytes unchanged.
+    marker = copy_as_the_launcher_does(scope, copy, pause=0.05)
+    build(copy)
+    return {
+        "overlay": lambda: upper_changes(upper, merged, scope),
+        "copy": lambda: copy_changes(scope, copy, marker),
+    }
+
+
+def test_walks_go_down_1500_nested_folders_without_recursion() -> None:
+    depth = 1500
+    with scratch_dir() as root:
+        walks = both_walks(root, lambda result: nest(result, "d", depth, "f.txt"))
+        deepest = ("d",) * depth
+        expected = [Change(deepest[:i], D) for i in range(1, depth + 1)]
+        expected.append(Change((*deepest, "f.txt"), F))
+        for mode, walk in walks.items():
+            found = walk()
+            assert found.changes == expected, mode
+            assert found.skipped == [], mode
+
+
+def test_a_path_past_path_max_is_skipped_with_a_reason_not_raised() -> None:
+    name = "n" * 100
+    depth = PATH_MAX_BYTES // (len(name) + 1) + 3  # 43 levels, 4,342 bytes
+    # The first folder whose path is too long, and a file beside it whose path is too long too
+    # (in a folder whose own path is not).
+    fits = PATH_MAX_BYTES // (len(name) + 1)
+    too_long = (name,) * (fits + 1)
+    long_file = (*too_long[:-1], "f" * 100)
+    assert len(render(too_long)) > PATH_MAX_BYTES >= len(render(too_long[:-1]))
+    assert len(render(long_file)) > PATH_MAX_BYTES
+    with scratch_dir() as root:
+        walks = both_walks(root, lambda result: nest(result, name, depth, "f" * 100, fits))
+        for mode, walk in walks.items():
+            found = walk()
+            assert {
+                "path": render(too_long),
+                "reason": f"the path is longer than {PATH_MAX_BYTES} bytes; a plan cannot hold it",
+            } in found.skipped, mode
+            assert all(len(c.path) <= len(too_long) for c in found.changes), mode  # not entered
+            assert [c.path for c in found.changes if len(c.path) < len(too_long)] == [
+                too_long[:i] for i in range(1, fits + 1)
+            ], mode
+            # Capture names no path a plan cannot hold, and says why for each one.
+            sides = DictSides({}, {render(long_file): b""})
+            captured = capture(found.changes, sides)
+            assert captured.operations == [mkdir(render(too_long[:i])) for i in range(1, fits + 1)]
+            reasons = {entry["path"]: entry["reason"] for entry in found.skipped}
+            reasons.update({entry["path"]: entry["reason"] for entry in captured.skipped})
+            for path in (too_long, long_file):
+                reason = reasons.get(render(path)) or reasons.get(repr(render(path)), "")
+                assert f"longer than {PATH_MAX_BYTES} bytes" in reason, (mode, path)
+
+
+def as_nobody(walk: Callable[[], Found]) -> Found:
+    """``walk`` run as a user that may not open a mode-000 folder: nobody, in a child process,
+    when Airlock's tests run as root (root reads any folder); else as this user."""
+    if os.geteuid() != 0:
+        return walk()
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            found = walk()
+            out = {
+                "changes": [[list(c.path), c.kind.value, c.replaces] for c in found.changes],
+                "skipped": found.skipped,
+            }
+        except BaseException:
+            out, code = {"error": traceback.format_exc()}, 1
+        with os.fdopen(write_end, "w") as pipe:
+            json.dump(out, pipe)
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read) as pipe:
+        result = json.load(pipe)
+    os.waitpid(pid, 0)
+    assert "error" not in result, result["error"]
+    return Found(
+        [Change(tuple(path), Kind(kind), replaces) for path, kind, replaces in result["changes"]],
+        result["skipped"],
+    )
+
+
+def test_a_folder_of_mode_000_is_reported_never_raised() -> None:
+    def build(result: Path) -> None:
+        (result / "locked").mkdir()
+        (result / "locked" / "inside.txt").write_bytes(b"secret")
+        (result / "locked").chmod(0)
+        (result / "new.txt").write_bytes(b"new")
+
+    with scratch_dir() as root:
+        walks = both_walks(root, build)
+        for mode, walk in walks.items():
+            if os.geteuid() == 0:  # root opens it like any other folder: everything is a change
+                found = walk()
+                assert sorted(found.changes, key=lambda c: c.path) == [
+                    Change(("locked",), D),
+                    Change(("locked", "inside.txt"), F),
+                    Change(("new.txt",), F),
+                ], mode
+                assert found.skipped == [], mode
+            # A reader it shuts out gets the folder, what is beside it, and why the rest is not.
+            found = as_nobody(walk)
+            changed = sorted(found.changes, key=lambda c: c.path)
+            assert changed == [Change(("locked",), D), Change(("new.txt",), F)], mode
+            assert found.skipped == [
+                {"path": "locked", "reason": "the run left a folder Airlock cannot open"}
+            ], mode

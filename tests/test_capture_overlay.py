@@ -1,10 +1,12 @@
-"""Capture through a real kernel overlay, as an overlay-mode run does (without a sandbox backend).
+"""Capture through a real overlay, as an overlay-mode run does (without a sandbox backend).
 
-The launcher (:func:`airlock.sandbox.runner.launch`) mounts a size-limited tmpfs and an overlay of
-the real scope in its own mount namespace; a plain ``sh``/``python3`` command changes the view;
-inside the ``with`` block the upper layer is read through ``/proc/<launcher>/root``, turned into
-operations and, after the namespace is gone, applied to the real scope through a workspace. The
-scope must then equal the view the command left, and a rollback must restore it.
+The launcher (:func:`airlock.sandbox.runner.launch`) mounts a size-limited tmpfs (the stage) and a
+``fuse-overlayfs`` view of the real scope, every file shown as the sandbox's ids, in its own mount
+namespace; a plain ``sh``/``python3`` command changes the view; inside the ``with`` block the
+upper layer, the merged view and the real scope are compared (:func:`upper_changes`, through
+``/proc/<launcher>/root``), turned into operations and, after the namespace is gone, applied to
+the real scope through a workspace. The scope must then equal the view the command left, and a
+rollback must restore it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import shutil
 import sys
 import textwrap
@@ -24,7 +25,9 @@ from hypothesis import given, note
 
 from airlock.capture import Captured, Change, Kind, capture
 from airlock.runs import overlay_problem
-from airlock.sandbox.changes import LocalSides, upper_changes
+from airlock.sandbox.changes import LocalSides
+from airlock.sandbox.ids import SandboxIds, sandbox_ids
+from airlock.sandbox.layers import Found, upper_changes
 from airlock.sandbox.runner import Layout, Outcome, launch
 from airlock.workspace import Workspace
 from support import snapshot
@@ -56,16 +59,30 @@ TREE: Tree = {
 }
 
 
+def ids_for(scope: Path) -> SandboxIds:
+    """The sandbox's ids for a run over ``scope``, as runs.run picks them (or skip)."""
+    ids = sandbox_ids(scope.stat().st_uid)
+    if isinstance(ids, str):
+        pytest.skip(f"no sandbox ids here: {ids}")
+    return ids
+
+
+def overlay_layout(scope: Path, scratch: Path, size: int) -> Layout:
+    """An overlay-mode layout as runs._layout makes one: a stage and a view in ``scratch``."""
+    layout = Layout(scratch / "stage", scope, scratch / "view", size, "overlay", ids_for(scope))
+    layout.stage.mkdir(parents=True)
+    layout.view.mkdir()
+    return layout
+
+
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Skip unless this host can mount the run's overlay (the probe runs do too)."""
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1): overlay runs cannot start here")
     probe = tmp_path_factory.mktemp("probe")
-    for name in ("lower", "upper", "view"):
-        (probe / name).mkdir()
-    layout = Layout(probe / "upper", probe / "lower", probe / "view", 1 << 20, os.geteuid() != 0)
-    problem = overlay_problem(layout)
+    (probe / "lower").mkdir()
+    problem = overlay_problem(overlay_layout(probe / "lower", probe / "scratch", 1 << 20))
     if problem is not None:
         pytest.skip(f"no overlay can be mounted here: {problem}")
 
@@ -75,27 +92,14 @@ def in_overlay(
     scope: Path, scratch: Path, argv: list[str], write_limit: int = 1 << 20
 ) -> Iterator[tuple[Outcome, Path, Path]]:
     """Run ``argv`` (``{view}`` in it is replaced) over an overlay of ``scope``; yield how it
-    ended, the upper layer and the view, both readable while the block runs."""
-    layout = Layout(
-        upper_mount=scratch / "upper",
-        lower=scope,
-        view=scratch / "view",
-        write_limit=write_limit,
-        userns=os.geteuid() != 0,
-    )
-    layout.upper_mount.mkdir(parents=True)
-    layout.view.mkdir()
+    ended, the upper layer and the merged view, both readable while the block runs."""
+    layout = overlay_layout(scope, scratch, write_limit)
     argv = [part.replace("{view}", str(layout.view)) for part in argv]
     with launch(argv, layout, timeout=30, output_limit=1 << 20, cgroup=None) as (out, running):
         assert running is not None, out
-        root = running.root()
-        yield (
-            out,
-            root / str(layout.upper_mount).lstrip("/") / "upper",
-            root / str(layout.view).lstrip("/"),
-        )
+        yield out, running.path(layout.result), running.path(layout.view)
     # Nothing of the overlay is left on the host.
-    assert not any(layout.upper_mount.iterdir()) and not any(layout.view.iterdir())
+    assert not any(layout.stage.iterdir()) and not any(layout.view.iterdir())
 
 
 def sh(script: str) -> list[str]:
@@ -104,14 +108,15 @@ def sh(script: str) -> list[str]:
 
 def run_and_capture(
     ws: Workspace, scope: Path, argv: list[str], write_limit: int = 1 << 20, *, view: bool = True
-) -> tuple[Outcome, list[Change], Captured, dict[str, str]]:
-    """Run over an overlay; return the outcome, the upper layer's changes, what capture made of
-    them and (unless ``view`` is False: snapshot would block on a FIFO) the view it left."""
+) -> tuple[Outcome, Found, Captured, dict[str, str]]:
+    """Run over an overlay; return the outcome, what the walk found (upper layer, merged view and
+    real scope compared), what capture made of its changes and (unless ``view`` is False:
+    snapshot would block on a FIFO) the view it left."""
     scratch = scope.parents[2] / "scratch"
-    with in_overlay(scope, scratch, argv, write_limit) as (out, upper, result):
-        found = upper_changes(upper)
-        captured = capture(found, LocalSides(ws.storage, SCOPE_PATH, upper))
-        after = snapshot(result) if view else {}
+    with in_overlay(scope, scratch, argv, write_limit) as (out, upper, merged):
+        found = upper_changes(upper, merged, scope)
+        captured = capture(found.changes, LocalSides(ws.storage, SCOPE_PATH, upper, ws.content))
+        after = snapshot(merged) if view else {}
     return out, found, captured, after
 
 
@@ -128,11 +133,12 @@ def test_whiteouts_become_deletes(case: tuple[Workspace, Path]) -> None:
         ws, scope, sh("rm notes.txt inbox/scan2.pdf; rm -r old")
     )
     assert out.exit_code == 0, out.stderr
-    assert {c.path: c.kind for c in found if c.kind is Kind.GONE} == {
+    assert {c.path: c.kind for c in found.changes if c.kind is Kind.GONE} == {
         ("notes.txt",): Kind.GONE,
         ("inbox", "scan2.pdf"): Kind.GONE,
         ("old",): Kind.GONE,
     }
+    assert found.skipped == []
     assert captured.operations == [
         {"op": "delete", "path": "inbox/scan2.pdf"},
         {"op": "delete", "path": "notes.txt"},
@@ -142,7 +148,7 @@ def test_whiteouts_become_deletes(case: tuple[Workspace, Path]) -> None:
     apply_and_roll_back(ws, captured, scope, before, after)
 
 
-def test_a_folder_emptied_and_made_anew_is_opaque_and_replaces(
+def test_a_folder_emptied_and_made_anew_is_compared_entry_by_entry(
     case: tuple[Workspace, Path],
 ) -> None:
     ws, scope = case
@@ -151,13 +157,53 @@ def test_a_folder_emptied_and_made_anew_is_opaque_and_replaces(
         ws, scope, sh("rm -r old; mkdir old; printf new > old/n.txt; printf a > old/a.txt")
     )
     assert out.exit_code == 0, out.stderr
-    assert Change(("old",), Kind.DIR, replaces=True) in found
+    # The expectation changed with f2b5284: the walk trusts no overlay marker, so the folder the
+    # overlay made opaque is no longer a replace (delete old, mkdir old, everything below written
+    # anew). 'old' is a folder on both sides, so its entries are compared with the real scope's:
+    # what the view no longer shows is deleted, one entry at a time. The scope still ends up
+    # equal to the view (apply_and_roll_back checks it).
+    assert found.changes == [
+        Change(("old",), Kind.DIR),
+        Change(("old", "a.txt"), Kind.FILE),
+        Change(("old", "n.txt"), Kind.FILE),
+        Change(("old", "sub"), Kind.GONE),
+    ]
+    assert found.skipped == []
     assert captured.operations == [
-        {"op": "delete", "path": "old"},
-        {"op": "mkdir", "path": "old"},
-        # old/a.txt has its old bytes again, but everything below an opaque folder is new.
-        {"op": "write", "path": "old/a.txt", "overwrite": False, "text": "a"},
+        {"op": "delete", "path": "old/sub"},
+        # old/a.txt has its old bytes again: nothing to write.
         {"op": "write", "path": "old/n.txt", "overwrite": False, "text": "new"},
+    ]
+    apply_and_roll_back(ws, captured, scope, before, after)
+
+
+OPAQUE_XATTR = """
+import os, sys
+os.chdir(sys.argv[1])
+for name in ("user.overlay.opaque", "trusted.overlay.opaque"):
+    try:
+        os.setxattr("inbox", name, b"y")
+    except OSError:
+        pass  # the overlay may refuse it; the point is that nothing relies on it
+with open("inbox/new.txt", "w") as handle:
+    handle.write("new")
+"""
+
+
+def test_an_opaque_marker_written_by_the_code_deletes_nothing(
+    case: tuple[Workspace, Path],
+) -> None:
+    """Code can set ``user.overlay.opaque`` itself: the walk must not read it as 'everything
+    below was emptied', only what the merged view showed counts."""
+    ws, scope = case
+    before = snapshot(scope)
+    out, found, captured, after = run_and_capture(
+        ws, scope, [sys.executable, "-c", OPAQUE_XATTR, "{view}"]
+    )
+    assert out.exit_code == 0, out.stderr
+    assert found.changes == [Change(("inbox",), Kind.DIR), Change(("inbox", "new.txt"), Kind.FILE)]
+    assert captured.operations == [
+        {"op": "write", "path": "inbox/new.txt", "overwrite": False, "text": "new"}
     ]
     apply_and_roll_back(ws, captured, scope, before, after)
 
@@ -182,8 +228,9 @@ def test_a_renamed_folder_is_copied_by_mv_and_captured_as_moves(
         ws, scope, [sys.executable, "-c", RENAME_FOLDER, "{view}"]
     )
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == b"EXDEV\n"  # overlay (redirect_dir=off) refuses; mv copies instead
-    assert Change(("old",), Kind.GONE) in found
+    assert out.stdout == b"EXDEV\n"  # fuse-overlayfs refuses a lower folder; mv copies instead
+    assert Change(("old",), Kind.GONE) in found.changes
+    assert not any(c.replaces for c in found.changes) and found.skipped == []
     assert captured.operations == [
         {"op": "mkdir", "path": "moved"},
         {"op": "mkdir", "path": "moved/sub"},
@@ -204,9 +251,18 @@ def test_a_change_of_mode_or_time_only_is_no_operation(case: tuple[Workspace, Pa
     )
     assert out.exit_code == 0, out.stderr
     # The overlay copied them up, so they are in the upper layer ...
-    assert {c.path for c in found} >= {("notes.txt",), ("inbox",), ("inbox", "scan1.pdf")}
+    assert {c.path for c in found.changes} >= {("notes.txt",), ("inbox",), ("inbox", "scan1.pdf")}
     # ... but their bytes are the same: nothing to plan.
     assert captured.operations == [] and captured.skipped == []
+    # The walk says (runs.run reports it as skipped) that a file's new permissions are not kept;
+    # a folder's mode and a file's times are not reported.
+    assert found.skipped == [
+        {
+            "path": "notes.txt",
+            "reason": "its permissions changed (-rw-r--r-- to -rw-------); a plan carries "
+            "contents, not permissions, so that part of the change is not kept",
+        }
+    ]
     assert after == before
 
 
@@ -220,7 +276,7 @@ def test_writing_past_the_write_limit_fails_inside_with_no_space(
     )
     assert out.exit_code not in (None, 0)
     assert b"No space left on device" in out.stderr
-    assert Change(("big.bin",), Kind.FILE) in found
+    assert Change(("big.bin",), Kind.FILE) in found.changes and found.skipped == []
     (write,) = captured.operations
     assert write["path"] == "big.bin" and captured.bytes_written <= limit
     assert not (scope / "big.bin").exists()
@@ -240,13 +296,14 @@ def test_links_special_files_and_unplannable_names_are_skipped(
         view=False,
     )
     assert out.exit_code == 0, out.stderr
-    assert {c.path: c.kind for c in found} == {
+    assert {c.path: c.kind for c in found.changes} == {
         ("x",): Kind.SYMLINK,
         ("fifo",): Kind.SPECIAL,
         ("a\x01b",): Kind.FILE,
         ("notes.txt",): Kind.SYMLINK,
         ("ok.txt",): Kind.FILE,
     }
+    assert found.skipped == []
     assert captured.operations == [
         {"op": "write", "path": "ok.txt", "overwrite": False, "text": "ok"}
     ]
@@ -282,8 +339,8 @@ def test_captured_overlay_changes_apply_to_exactly_the_result_and_roll_back(
         note(f"operations {captured.operations}")
         assert out.exit_code == 0, out.stderr
         assert snapshot(scope) == before
-        assert captured.skipped == []
+        assert found.skipped == [] and captured.skipped == []
         renames = json.loads(out.stdout)
-        replaced = {"/".join(c.path) for c in found if c.replaces}
+        replaced = {"/".join(c.path) for c in found.changes if c.replaces}
         check_moves(captured, qualifying_moves(renames, before, after, replaced))
         apply_and_roll_back(ws, captured, scope, before, after)

@@ -22,17 +22,7 @@ from airlock.errors import SandboxUnavailableError, UnsafePathError
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.storage.base import Kind as StorageKind
 from airlock.storage.base import Storage
-from airlock.storage.local import LocalStorage, entry_from_stat
-
-
-def _kind(st: os.stat_result) -> Kind:
-    """The storage layer's kind of a stat result, as capture names it."""
-    return Kind(entry_from_stat(st).kind.value)
-
-
-def _entries(folder: Path) -> dict[str, os.stat_result]:
-    with os.scandir(folder) as it:
-        return {entry.name: entry.stat(follow_symlinks=False) for entry in it}
+from airlock.storage.local import LocalStorage
 
 
 class LocalSides:

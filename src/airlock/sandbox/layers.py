@@ -31,6 +31,7 @@ from airlock.capture import Change, Kind
 from airlock.paths import PATH_MAX_BYTES, RelPath, render
 from airlock.storage.local import entry_from_stat
 
+_TOO_LONG = f"the path is longer than {PATH_MAX_BYTES} bytes; a plan cannot hold it"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -108,11 +109,6 @@ def _walk(
                 _close(fds)
             continue
         path = (*rel, name)
-        if _too_long(path):
-            found.skip(
-                path, f"the path is longer than {PATH_MAX_BYTES} bytes; a plan cannot hold it"
-            )
-            continue
         child = [_open(fd, name) for fd in fds]
         if child[0] is None:
             found.skip(path, "the run left a folder Airlock cannot open")
@@ -152,6 +148,9 @@ class _Overlay(_Visit):
         enter = []
         for name in sorted(set(upper) | set(lower)):
             path = (*rel, name)
+            if _too_long(path):
+                found.skip(path, _TOO_LONG)
+                continue
             seen = merged.get(name)
             was = lower.get(name)
             if seen is None:
@@ -192,6 +191,9 @@ class _Copy(_Visit):
         )
         for name, st in sorted(copy.items()):
             path = (*rel, name)
+            if _too_long(path):
+                found.skip(path, _TOO_LONG)
+                continue
             kind = _kind(st)
             was = lower.get(name)
             if was is None or _kind(was) is not kind:

@@ -618,6 +618,42 @@ print(json.dumps(out))
             assert 0 not in ids, f"process {pid} runs as host root: {ids}"
             assert owner not in ids, f"process {pid} runs as the workspace's owner: {ids}"
 
+    def test_a_strict_umask_of_airlock_changes_nothing_for_the_code(self, run: Runner) -> None:
+        # systemd's UMask=0027 made the run's scratch folder and /etc/passwd unreadable to the
+        # sandbox's ids, which are "others" on the host.
+        old = os.umask(0o077)
+        try:
+            result = run.python("import pwd, os; print(pwd.getpwuid(os.getuid()).pw_name)")
+        finally:
+            os.umask(old)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        assert result.outcome.stdout == b"agent\n"
+
+    def test_no_process_the_code_sees_names_a_host_path(self, ws: Workspace, run: Runner) -> None:
+        # pid 1 inside bwrap is bwrap itself, whose command line named the workspace and the
+        # run's scratch folder.
+        script = r"""
+import json, os
+found = {}
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                found[pid] = handle.read().decode("utf-8", "replace")
+        except OSError:
+            pass
+print(json.dumps(found))
+"""
+        result = run.python(script)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        seen = json.loads(result.outcome.stdout)
+        assert "1" in seen, "pid 1 is visible to the code"
+        for pid, cmdline in seen.items():
+            for host in (str(ws.root), str(runs.scratch_root()), str(ws.state_dir)):
+                assert host not in cmdline, f"pid {pid} shows {host}: {cmdline!r}"
+
     def test_no_host_knob_is_writable(self, run: Runner) -> None:
         # Each is written its own current value: harmless if the write were accepted.
         knobs = ["/proc/sys/kernel/printk_ratelimit", "/proc/sys/kernel/core_pattern"]

@@ -137,8 +137,10 @@ def run(
         raise SandboxUnavailableError(f"sandboxed runs cannot start here: {ids}")
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     scratch = scratch_root() / run_id
-    scratch.mkdir(mode=0o711)
+    scratch.mkdir()
     with contextlib.ExitStack() as fds:
+        fds.callback(shutil.rmtree, scratch, ignore_errors=True)  # last: after the fds close
+        scratch.chmod(0o711)  # whatever the umask: the sandbox's ids must traverse it
         reads: list[tuple[int, Path]] = []
         areas: list[ReadArea] = []
         for index, (path, kind) in enumerate(_read_areas(ws, scope_path)):
@@ -168,13 +170,15 @@ def run(
                 cgroup=group is not None,
             )
             argv = backend.argv(request)
+            for fd in request.descriptors:
+                fds.callback(os.close, fd)
             with launch(
                 argv,
                 layout,
                 timeout=limits.timeout,
                 output_limit=limits.output,
                 cgroup=group,
-                extra_fds=() if filter_fd is None else (filter_fd,),
+                extra_fds=(*request.descriptors, *([] if filter_fd is None else [filter_fd])),
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
@@ -184,7 +188,6 @@ def run(
         finally:
             if group is not None:
                 group.remove()
-            shutil.rmtree(scratch, ignore_errors=True)
     result = RunResult(
         run_id, paths.render(scope_path), list(command), backend.name, layout.mode, outcome
     )
@@ -217,7 +220,8 @@ def scratch_root() -> Path:
     sandbox's ids may not traverse), in a folder of this user's that others may only traverse."""
     root = Path(tempfile.gettempdir()) / f"airlock-runs-{os.geteuid()}"
     with contextlib.suppress(FileExistsError):
-        root.mkdir(mode=0o711)
+        root.mkdir()
+        root.chmod(0o711)
     st = root.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise SandboxUnavailableError(

@@ -77,6 +77,9 @@ class Request:
     scratch: Path
     run_as: tuple[int, int]
     reads: tuple[ReadArea, ...] = ()
+    descriptors: list[int] = field(default_factory=list)
+    """Descriptors the command line refers to (the seccomp filter; a backend may add its own):
+    Airlock passes them all to the launcher and closes them when the run is done."""
     seccomp_fd: int | None = None
     """A seccomp filter (BPF) open on a descriptor, for backends that load one."""
     network: bool = False

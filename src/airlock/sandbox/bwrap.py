@@ -10,6 +10,7 @@ traverse (the launcher binds the read areas there). A seccomp filter
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -95,7 +96,10 @@ class Bwrap(Sandbox):
         argv += ["--chdir", SCOPE_MOUNT, "--clearenv"]
         for key, value in default_env(request):
             argv += ["--setenv", key, value]
-        argv += ["--", *request.command]
+        # The options are handed over on a descriptor, so that bwrap's own command line, which
+        # the code sees as its pid 1, names no host path: only the command itself.
+        args = _memfd("airlock-bwrap-args", b"".join(arg.encode() + b"\0" for arg in argv[1:]))
+        request.descriptors.append(args)
         uid, gid = request.run_as
         argv = [
             shutil.which("setpriv") or "setpriv",
@@ -105,9 +109,20 @@ class Bwrap(Sandbox):
             "--inh-caps=-all",
             "--bounding-set=-all",
             "--",
-            *argv,
+            argv[0],
+            "--args",
+            str(args),
+            "--",
+            *request.command,
         ]
         if request.cgroup:
             return argv
         limits = request.limits
         return ["prlimit", f"--as={limits.memory}", f"--nproc={limits.processes}", "--", *argv]
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd

@@ -28,6 +28,11 @@ class Cgroup:
     def procs_files(self) -> tuple[str, ...]:
         return tuple(sorted({str(self.memory / "cgroup.procs"), str(self.pids / "cgroup.procs")}))
 
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the group; what it starts afterwards is in it too."""
+        for procs in self.procs_files:
+            Path(procs).write_text(str(pid))
+
     def hits(self) -> list[str]:
         """Which limits the run ran into: "memory", "processes"."""
         found = []

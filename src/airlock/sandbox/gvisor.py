@@ -177,6 +177,10 @@ class Gvisor(Sandbox):
             },
         }
         (bundle / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        # The sentry runs unprivileged: every folder of the root must be traversable by it,
+        # whatever Airlock's umask made of it.
+        for folder, _, _ in os.walk(bundle):
+            Path(folder).chmod(0o755)
         return [
             shutil.which("runsc") or "runsc",
             "--root",

@@ -38,7 +38,6 @@ LAUNCHER = r"""
 set -eu
 procs=$1 stage=$2 lower=$3 view=$4 size=$5 mode=$6 code_fd=$7 hold_fd=$8 reads=$9 ids=${10}
 uid=${ids%:*} gid=${ids#*:} overlay=
-for file in $procs; do echo $$ > "$file"; done
 mount -t tmpfs -o "size=$size,mode=0700" airlock-stage "$stage"
 case $mode in
 overlay)
@@ -68,6 +67,8 @@ for pair in $reads; do
     echo "a read area changed while the run started; try again" >&2; exit 90
   fi
 done
+eval 'read -r _' "<&$hold_fd"  # Airlock has put this launcher in the run's cgroup
+for file in $procs; do [ -z "$overlay" ] || echo "$overlay" > "$file"; done
 shift 10
 set +e
 eval '"$@"' "$code_fd>&- $hold_fd<&-"
@@ -204,6 +205,12 @@ def launch(
     os.close(hold_r)
     running = Running(proc, code_r, hold_w)
     try:
+        # While the launcher mounts the view, move it into the cgroup (on cgroup v1 the first
+        # move costs a kernel-wide synchronisation, some milliseconds); then let it go on.
+        if cgroup is not None:
+            cgroup.add(proc.pid)
+        with contextlib.suppress(BrokenPipeError):  # the launcher already failed: it said why
+            os.write(hold_w, b"go\n")
         _watch(running, outcome, start + timeout, output_limit)
         outcome.seconds = time.monotonic() - start
         if cgroup is not None:

@@ -44,5 +44,6 @@ def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
     for name, text in etc_files(uid).items():
         path = scratch / name
         path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)  # readable by the code's own ids, whatever the umask
         written.append(path)
     return written[0], written[1]

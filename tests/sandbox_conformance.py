@@ -982,6 +982,29 @@ with socket.socket(socket.AF_UNIX) as sock:
 
     # --- limits on what the code may write ----------------------------------------------------
 
+    def test_a_sparse_file_past_the_write_limit_is_refused_unread(
+        self, ws: Workspace, run: Runner
+    ) -> None:
+        # H1: `truncate -s 512M` under --write 16M used no blocks, so the limit did not stop it,
+        # and capture read it whole into memory (100 GiB: MemoryError, no plan, no audit).
+        limits = Limits(timeout=60, write=16 << 20)
+        script = (
+            "open('huge.bin', 'wb').truncate(100 << 30)\nopen('small.txt', 'w').write('kept\\n')\n"
+        )
+        started = time.monotonic()
+
+        result = run.python(script, limits=limits)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        assert time.monotonic() - started < 30, "the sparse file was read"
+        assert "write" in result.outcome.limits_hit
+        assert [item["path"] for item in result.skipped] == ["huge.bin"]
+        assert result.plan is not None
+        assert operations(result.plan) == [
+            {"op": "write", "path": "small.txt", "text": "kept\n", "overwrite": False}
+        ]
+        assert payload(ws, result)["limits_hit"] == result.outcome.limits_hit
+
     def test_writing_past_the_write_limit_fails_inside(self, ws: Workspace, run: Runner) -> None:
         limits = Limits(timeout=30, write=1_000_000)
         before = snapshot(ws.root)

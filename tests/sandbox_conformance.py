@@ -365,7 +365,10 @@ class Runner:
 
 
 class SandboxConformance:
-    """The sandbox contract, as tests. Subclass it and provide the ``sandbox`` fixture."""
+    """The sandbox contract, as tests. Subclass it and provide the ``sandbox`` fixture; set
+    ``capture_mode`` to "copy" (and force it) to run the contract over the copy fallback."""
+
+    capture_mode = "overlay"
 
     @pytest.fixture
     def sandbox(self) -> str:
@@ -417,7 +420,7 @@ class SandboxConformance:
         result = run.python(SORT_RECORDS, scope=RECORDS_CASE)
 
         assert result.outcome.exit_code == 0, result.outcome.stderr
-        assert result.capture == "overlay"
+        assert result.capture == self.capture_mode
         assert result.outcome.stdout.decode().count(" -> Medical Records/") == len(SCANS)
         assert snapshot(ws.root) == before, "the run changed the real files"
         assert result.plan is not None and result.skipped == []
@@ -437,7 +440,7 @@ class SandboxConformance:
         ]
         ran = payload(ws, result)
         assert ran["command"] == ["python3", "-c", SORT_RECORDS]
-        assert ran["exit_code"] == 0 and ran["capture"] == "overlay"
+        assert ran["exit_code"] == 0 and ran["capture"] == self.capture_mode
 
         plan = result.plan
         apply(ws, plan)

@@ -8,6 +8,7 @@ import pytest
 
 pytest.register_assert_rewrite("sandbox_conformance")
 
+from airlock import runs  # noqa: E402
 from sandbox_conformance import SandboxConformance  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
@@ -18,4 +19,15 @@ pytestmark = pytest.mark.skipif(
 class TestBwrapSandbox(SandboxConformance):
     @pytest.fixture
     def sandbox(self) -> str:
+        return "bwrap"
+
+
+class TestBwrapSandboxCopyMode(SandboxConformance):
+    """The same contract where no FUSE overlay can be had: the scope is copied for the run."""
+
+    capture_mode = "copy"
+
+    @pytest.fixture
+    def sandbox(self, monkeypatch: pytest.MonkeyPatch) -> str:
+        monkeypatch.setattr(runs, "overlay_problem", lambda layout: "forced by the test")
         return "bwrap"

@@ -132,7 +132,7 @@ def small_workspace(parent: Path) -> Workspace:
     return ws
 
 
-def bare_bwrap_argv(ws: Workspace, scratch: Path) -> list[str]:
+def bare_bwrap_argv(ws: Workspace, scratch: Path) -> tuple[list[str], list[int]]:
     """What the bwrap backend builds for this run, with the real scope folder as the view.
 
     As root it runs as the sandbox's ids, as runs do (the scope and scratch must then be
@@ -153,18 +153,26 @@ def bare_bwrap_argv(ws: Workspace, scratch: Path) -> list[str]:
         limits=runs.default_limits(ws),
         cgroup=True,  # as the library builds it when it has a cgroup: bwrap alone, no prlimit
     )
-    return Bwrap().argv(request)
+    return Bwrap().argv(request), request.descriptors
+
+
+def run_bare(argv: list[str], fds: list[int]) -> None:
+    """The backend's argv, with the descriptors it names (bwrap reads its options from one),
+    each rewound: what the launcher hands bwrap, without the launcher."""
+    for fd in fds:
+        os.lseek(fd, 0, os.SEEK_SET)
+    run_checked(argv, pass_fds=fds)
 
 
 def latency(ws: Workspace, parent: Path, n: int, n_gvisor: int) -> dict[str, float]:
-    bare_argv = bare_bwrap_argv(ws, parent / "bare-scratch")
+    bare_argv, bare_fds = bare_bwrap_argv(ws, parent / "bare-scratch")
     library_true(ws, "bwrap")  # warm-up: the first run also probes whether overlays mount here
-    run_checked(bare_argv)
+    run_bare(bare_argv, bare_fds)
     bare: list[float] = []
     library: list[float] = []
     inside: list[float] = []
     for _ in range(n):  # interleaved, so drift on the machine hits both alike
-        bare.append(timed(lambda: run_checked(bare_argv)))
+        bare.append(timed(lambda: run_bare(bare_argv, bare_fds)))
         start = time.perf_counter()
         result = library_true(ws, "bwrap")
         library.append(time.perf_counter() - start)

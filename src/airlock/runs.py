@@ -141,14 +141,14 @@ def run(
     with contextlib.ExitStack() as fds:
         fds.callback(shutil.rmtree, scratch, ignore_errors=True)  # last: after the fds close
         scratch.chmod(0o711)  # whatever the umask: the sandbox's ids must traverse it
-        reads: list[tuple[int, Path]] = []
+        reads: list[tuple[int, Path, Path]] = []
         areas: list[ReadArea] = []
         for index, (path, kind) in enumerate(_read_areas(ws, scope_path)):
             fd = storage.open_folder(path)
             fds.callback(os.close, fd)
             mount_point = scratch / f"read-{index}"
             mount_point.mkdir() if kind is Kind.DIR else mount_point.touch()
-            reads.append((fd, mount_point))
+            reads.append((fd, ws.root.joinpath(*path), mount_point))
             areas.append(ReadArea(path, mount_point))
         layout = _layout(lower, scratch, limits, ids, tuple(reads))
         filter_fd = None
@@ -293,7 +293,7 @@ def _layout(
     scratch: Path,
     limits: Limits,
     ids: SandboxIds,
-    reads: tuple[tuple[int, Path], ...],
+    reads: tuple[tuple[int, Path, Path], ...],
 ) -> Layout:
     """An overlay of the scope where one can be mounted, else a copy of it."""
     stage = scratch / "stage"

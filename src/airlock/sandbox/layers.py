@@ -92,12 +92,12 @@ def _walk(
 
     def enter(rel: RelPath, fds: list[int | None]) -> None:
         try:
-            listings = [_entries(fd) for fd in fds]
+            children = visit(rel, fds, _Listings(fds), found)
         except OSError as exc:
             found.skip(rel, f"the run left a folder Airlock cannot read ({exc.strerror})")
             _close(fds)
             return
-        stack.append((rel, fds, iter(visit(rel, fds, listings, found))))
+        stack.append((rel, fds, iter(children)))
 
     enter((), [*roots])
     while stack:
@@ -117,6 +117,33 @@ def _walk(
         enter(path, child)
 
 
+class _Listings:
+    """Each side's listing of one folder, read when first asked for (name to lstat)."""
+
+    def __init__(self, fds: list[int | None]) -> None:
+        self.fds = fds
+        self.read: dict[int, dict[str, os.stat_result]] = {}
+
+    def __getitem__(self, side: int) -> dict[str, os.stat_result]:
+        if side not in self.read:
+            self.read[side] = _entries(self.fds[side])
+        return self.read[side]
+
+
+def _hides_something(fd: int | None, upper: dict[str, os.stat_result]) -> bool:
+    """Whether this upper-layer folder holds anything an overlay hides lower entries with: a
+    whiteout (a character device, or a ``.wh.`` file) or an opaque mark (an xattr, or a
+    ``.wh..wh..opq`` file). Without one the overlay shows every lower entry, so the merged view
+    need not be read; with one (forged or not) it is read, and only what it shows counts."""
+    if any(stat.S_ISCHR(st.st_mode) or name.startswith(".wh.") for name, st in upper.items()):
+        return True
+    try:
+        names = os.listxattr(fd) if fd is not None else []
+    except OSError:
+        return True
+    return any("opaque" in name for name in names)
+
+
 def _close(fds: list[int | None]) -> None:
     for fd in fds:
         if fd is not None:
@@ -130,7 +157,7 @@ class _Visit:
         self,
         rel: RelPath,
         fds: list[int | None],
-        listings: list[dict[str, os.stat_result]],
+        listings: _Listings,
         found: Found,
     ) -> list[str]:
         raise NotImplementedError
@@ -141,24 +168,27 @@ class _Overlay(_Visit):
         self,
         rel: RelPath,
         fds: list[int | None],
-        listings: list[dict[str, os.stat_result]],
+        listings: _Listings,
         found: Found,
     ) -> list[str]:
-        upper, merged, lower = listings
+        upper, lower = listings[0], listings[2]
+        merged = listings[1] if _hides_something(fds[0], upper) else upper
         enter = []
         for name in sorted(set(upper) | set(lower)):
             path = (*rel, name)
             if _too_long(path):
                 found.skip(path, _TOO_LONG)
                 continue
-            seen = merged.get(name)
             was = lower.get(name)
+            if name not in upper:
+                if merged is not upper and name not in merged and was is not None:
+                    found.changes.append(Change(path, Kind.GONE))  # hidden by the overlay
+                continue  # else shown from the real scope, untouched
+            seen = merged.get(name)
             if seen is None:
                 if was is not None:
                     found.changes.append(Change(path, Kind.GONE))
                 continue
-            if name not in upper:
-                continue  # shown from the real scope, untouched
             kind = _kind(seen)
             found.changes.append(Change(path, kind))
             if kind is Kind.DIR:
@@ -181,10 +211,10 @@ class _Copy(_Visit):
         self,
         rel: RelPath,
         fds: list[int | None],
-        listings: list[dict[str, os.stat_result]],
+        listings: _Listings,
         found: Found,
     ) -> list[str]:
-        copy, lower = listings
+        copy, lower = listings[0], listings[1]
         enter = []
         found.changes.extend(
             Change((*rel, name), Kind.GONE) for name in sorted(set(lower) - set(copy))

@@ -37,6 +37,7 @@ from airlock.sandbox.ids import SandboxIds
 LAUNCHER = r"""
 set -eu
 procs=$1 stage=$2 lower=$3 view=$4 size=$5 mode=$6 code_fd=$7 hold_fd=$8 reads=$9 ids=${10}
+shift 10  # then $reads triples (descriptor, host folder, mount point), then the backend's argv
 uid=${ids%:*} gid=${ids#*:} overlay=
 mount -t tmpfs -o "size=$size,mode=0700" airlock-stage "$stage"
 case $mode in
@@ -60,16 +61,15 @@ copy)
   touch "$stage/copied"
   mount --bind "$stage/copy" "$view" ;;
 esac
-for pair in $reads; do
-  fd=${pair%%:*} target=${pair#*:}
-  mount --bind "$(readlink "/proc/self/fd/$fd")" "$target"
-  if ! [ "$target" -ef "/proc/self/fd/$fd" ]; then
+while [ "$reads" -gt 0 ]; do
+  mount --bind "$2" "$3"
+  if ! [ "$3" -ef "/proc/self/fd/$1" ]; then
     echo "a read area changed while the run started; try again" >&2; exit 90
   fi
+  shift 3; reads=$((reads - 1))
 done
 eval 'read -r _' "<&$hold_fd"  # Airlock has put this launcher in the run's cgroup
 for file in $procs; do [ -z "$overlay" ] || echo "$overlay" > "$file"; done
-shift 10
 set +e
 eval '"$@"' "$code_fd>&- $hold_fd<&-"
 code=$?
@@ -105,7 +105,8 @@ class Layout:
     ``stage`` is a host folder the launcher mounts a tmpfs of ``size`` bytes on, in its own
     mount namespace: in ``overlay`` mode the overlay's upper layer, in ``copy`` mode a copy of
     the scope. ``view`` is where the writable scope appears, owned by ``ids``. ``reads`` are
-    (descriptor, folder) pairs: each descriptor's folder is bound on that (empty) folder.
+    (descriptor, host folder, mount point) triples: each host folder is bound on its (empty)
+    mount point, then checked to be the folder the descriptor was opened on.
     """
 
     stage: Path
@@ -114,7 +115,7 @@ class Layout:
     size: int
     mode: str  # "overlay" | "copy"
     ids: SandboxIds
-    reads: tuple[tuple[int, Path], ...] = ()
+    reads: tuple[tuple[int, Path, Path], ...] = ()
 
     @property
     def result(self) -> str:
@@ -166,8 +167,9 @@ def _launcher_argv(layout: Layout, cgroup: Cgroup | None, code_fd: int, hold_fd:
         layout.mode,
         str(code_fd),
         str(hold_fd),
-        " ".join(f"{fd}:{folder}" for fd, folder in layout.reads),
+        str(len(layout.reads)),
         f"{ids.launch_uid}:{ids.launch_gid}",
+        *(str(part) for read in layout.reads for part in read),
     ]
 
 
@@ -193,7 +195,7 @@ def launch(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(code_w, hold_r, *(fd for fd, _ in layout.reads), *extra_fds),
+            pass_fds=(code_w, hold_r, *(fd for fd, _, _ in layout.reads), *extra_fds),
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
         )

@@ -441,7 +441,7 @@ def run(
 ) -> None:
     """Run code over a case in a sandbox; every file it changed comes back as a plan to review.
 
-    Inside, the scope is writable at /scope (and /workspace/<scope>), the rest of the workspace is read-only at /workspace, and there is no network unless --network. The real files change only when the plan is approved and applied.
+    Inside, the scope is writable at /scope (and /workspace/<scope>); of the rest of the workspace only the policy's [runs] read areas (Tools/) are there, read-only: never another case. The code runs as ids of its own, never root or the workspace's owner, and there is no network unless --network. The real files change only when the plan is approved and applied.
 
     Example: airlock run --scope projects/Smith -- python3 /workspace/Tools/sort_records.py
 

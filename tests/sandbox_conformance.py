@@ -113,16 +113,18 @@ print(json.dumps(out))
 
 SHOW_ENVIRONMENT = r"""
 import json, os
-environs = {}
+seen = {"environ": dict(os.environ), "processes": {}, "cmdlines": {}}
 for pid in os.listdir("/proc"):
     if pid.isdigit():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environs[pid] = handle.read().decode("utf-8", "replace")
-        except OSError:
-            pass
-print(json.dumps({"environ": dict(os.environ), "processes": environs}))
+        for name, key in (("environ", "processes"), ("cmdline", "cmdlines")):
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as handle:
+                    seen[key][pid] = handle.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+print(json.dumps(seen))
 """
+"""The code's environment, and every process's environment and command line it can read."""
 
 CONNECT = r"""
 import errno, socket, sys
@@ -636,22 +638,10 @@ print(json.dumps(out))
     def test_no_process_the_code_sees_names_a_host_path(self, ws: Workspace, run: Runner) -> None:
         # pid 1 inside bwrap is bwrap itself, whose command line named the workspace and the
         # run's scratch folder.
-        script = r"""
-import json, os
-found = {}
-for pid in os.listdir("/proc"):
-    if pid.isdigit():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                found[pid] = handle.read().decode("utf-8", "replace")
-        except OSError:
-            pass
-print(json.dumps(found))
-"""
-        result = run.python(script)
+        result = run.python(SHOW_ENVIRONMENT)
 
         assert result.outcome.exit_code == 0, result.outcome.stderr
-        seen = json.loads(result.outcome.stdout)
+        seen = json.loads(result.outcome.stdout)["cmdlines"]
         assert "1" in seen, "pid 1 is visible to the code"
         for pid, cmdline in seen.items():
             for host in (str(ws.root), str(runs.scratch_root()), str(ws.state_dir)):

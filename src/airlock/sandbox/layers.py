@@ -21,9 +21,10 @@ is reported, never raised.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def _too_long(path: RelPath) -> bool:
 
 def _walk(
     roots: list[int | None],
-    visit: _Visit,
+    visit: Visit,
     found: Found,
 ) -> None:
     """Depth-first over folders, holding one descriptor per side per level (no recursion)."""
@@ -150,95 +151,74 @@ def _close(fds: list[int | None]) -> None:
             os.close(fd)
 
 
-class _Visit:
-    """One folder's three listings in, its changes out; yields the child folders to enter."""
-
-    def __call__(
-        self,
-        rel: RelPath,
-        fds: list[int | None],
-        listings: _Listings,
-        found: Found,
-    ) -> list[str]:
-        raise NotImplementedError
+Visit = Callable[[RelPath, list[int | None], _Listings, Found], list[str]]
+"""One folder's descriptors and listings in, its changes into ``found``; out, the child folders
+to enter."""
 
 
-class _Overlay(_Visit):
-    def __call__(
-        self,
-        rel: RelPath,
-        fds: list[int | None],
-        listings: _Listings,
-        found: Found,
-    ) -> list[str]:
-        upper, lower = listings[0], listings[2]
-        merged = listings[1] if _hides_something(fds[0], upper) else upper
-        enter = []
-        for name in sorted(set(upper) | set(lower)):
-            path = (*rel, name)
-            if _too_long(path):
-                found.skip(path, _TOO_LONG)
-                continue
-            was = lower.get(name)
-            if name not in upper:
-                if merged is not upper and name not in merged and was is not None:
-                    found.changes.append(Change(path, Kind.GONE))  # hidden by the overlay
-                continue  # else shown from the real scope, untouched
-            seen = merged.get(name)
-            if seen is None:
-                if was is not None:
-                    found.changes.append(Change(path, Kind.GONE))
-                continue
-            kind = _kind(seen)
-            found.changes.append(Change(path, kind))
-            if kind is Kind.DIR:
-                enter.append(name)
-            elif (
-                kind is Kind.FILE
-                and was is not None
-                and _kind(was) is Kind.FILE
-                and stat.S_IMODE(was.st_mode) != stat.S_IMODE(seen.st_mode)
-            ):
-                found.skip(path, _mode_reason(was, seen))
-        return enter
+def _visit_overlay(
+    rel: RelPath, fds: list[int | None], listings: _Listings, found: Found
+) -> list[str]:
+    """Sides: the upper layer, the merged view, the real scope."""
+    upper, lower = listings[0], listings[2]
+    merged = listings[1] if _hides_something(fds[0], upper) else upper
+    enter = []
+    for name in sorted(set(upper) | set(lower)):
+        path = (*rel, name)
+        if _too_long(path):
+            found.skip(path, _TOO_LONG)
+            continue
+        was = lower.get(name)
+        if name not in upper:
+            if merged is not upper and name not in merged and was is not None:
+                found.changes.append(Change(path, Kind.GONE))  # hidden by the overlay
+            continue  # else shown from the real scope, untouched
+        seen = merged.get(name)
+        if seen is None:
+            if was is not None:
+                found.changes.append(Change(path, Kind.GONE))
+            continue
+        kind = _kind(seen)
+        found.changes.append(Change(path, kind))
+        if kind is Kind.DIR:
+            enter.append(name)
+        elif (
+            kind is Kind.FILE
+            and was is not None
+            and _kind(was) is Kind.FILE
+            and stat.S_IMODE(was.st_mode) != stat.S_IMODE(seen.st_mode)
+        ):
+            found.skip(path, _mode_reason(was, seen))
+    return enter
 
 
-class _Copy(_Visit):
-    def __init__(self, copied_ns: int) -> None:
-        self.copied_ns = copied_ns
-
-    def __call__(
-        self,
-        rel: RelPath,
-        fds: list[int | None],
-        listings: _Listings,
-        found: Found,
-    ) -> list[str]:
-        copy, lower = listings[0], listings[1]
-        enter = []
-        found.changes.extend(
-            Change((*rel, name), Kind.GONE) for name in sorted(set(lower) - set(copy))
-        )
-        for name, st in sorted(copy.items()):
-            path = (*rel, name)
-            if _too_long(path):
-                found.skip(path, _TOO_LONG)
-                continue
-            kind = _kind(st)
-            was = lower.get(name)
-            if was is None or _kind(was) is not kind:
-                found.changes.append(Change(path, kind, replaces=was is not None))
-            elif kind is Kind.FILE:
-                same = (st.st_size, st.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
-                if not same or st.st_ctime_ns >= self.copied_ns:
-                    found.changes.append(Change(path, kind))
-                if stat.S_IMODE(was.st_mode) != stat.S_IMODE(st.st_mode):
-                    found.skip(path, _mode_reason(was, st))
-            elif kind is Kind.SYMLINK and _link(fds[0], name) != _link(fds[1], name):
-                found.changes.append(Change(path, kind))  # capture reports links; never followed
-            if kind is Kind.DIR:
-                enter.append(name)
-        return enter
+def _visit_copy(
+    copied_ns: int, rel: RelPath, fds: list[int | None], listings: _Listings, found: Found
+) -> list[str]:
+    """Sides: the copy, the real scope. ``copied_ns``: when the copy was finished (ctime)."""
+    copy, lower = listings[0], listings[1]
+    enter = []
+    found.changes.extend(Change((*rel, name), Kind.GONE) for name in sorted(set(lower) - set(copy)))
+    for name, st in sorted(copy.items()):
+        path = (*rel, name)
+        if _too_long(path):
+            found.skip(path, _TOO_LONG)
+            continue
+        kind = _kind(st)
+        was = lower.get(name)
+        if was is None or _kind(was) is not kind:
+            found.changes.append(Change(path, kind, replaces=was is not None))
+        elif kind is Kind.FILE:
+            same = (st.st_size, st.st_mtime_ns) == (was.st_size, was.st_mtime_ns)
+            if not same or st.st_ctime_ns >= copied_ns:
+                found.changes.append(Change(path, kind))
+            if stat.S_IMODE(was.st_mode) != stat.S_IMODE(st.st_mode):
+                found.skip(path, _mode_reason(was, st))
+        elif kind is Kind.SYMLINK and _link(fds[0], name) != _link(fds[1], name):
+            found.changes.append(Change(path, kind))  # capture reports links; never followed
+        if kind is Kind.DIR:
+            enter.append(name)
+    return enter
 
 
 def _link(fd: int | None, name: str) -> str | None:
@@ -260,7 +240,7 @@ def upper_changes(upper: Path, merged: Path, lower: Path) -> Found:
     """What a run changed, from an overlay's upper layer, the merged view and the real scope."""
     found = Found()
     with _opened(upper, merged, lower) as fds:
-        _walk(fds, _Overlay(), found)
+        _walk(fds, _visit_overlay, found)
     return found
 
 
@@ -269,5 +249,5 @@ def copy_changes(original: Path, copy: Path, copied: Path) -> Found:
     finished, before the run."""
     found = Found()
     with _opened(copy, original) as fds:
-        _walk(fds, _Copy(os.lstat(copied).st_ctime_ns), found)
+        _walk(fds, functools.partial(_visit_copy, os.lstat(copied).st_ctime_ns), found)
     return found

@@ -23,6 +23,7 @@ import re
 import secrets
 import select
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -728,6 +729,26 @@ with open("docs/new.txt", "w") as handle:
         assert operations(result.plan) == [
             {"op": "write", "path": "docs/new.txt", "text": "new\n", "overwrite": False}
         ]
+
+    def test_a_device_node_in_the_scope_is_no_door(self, ws: Workspace, run: Runner) -> None:
+        # A device file in a case (only root can make one) must not reach the device: the view
+        # and the stage are mounted nodev. /dev/zero's numbers stand in for a disk's.
+        if os.geteuid() != 0:
+            pytest.skip("only root can make a device node")
+        device = ws.root / CASE / "disk"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        script = r"""
+import errno
+try:
+    with open("disk", "rb") as handle:
+        print("read", len(handle.read(16)))
+except OSError as exc:
+    print("refused:", errno.errorcode[exc.errno])
+"""
+        result = run.python(script)
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        assert result.outcome.stdout.startswith(b"refused:"), result.outcome.stdout
 
     def test_a_unix_socket_in_the_scope_leads_nowhere(self, ws: Workspace, run: Runner) -> None:
         # A host service listening on a socket file inside the case was reachable without

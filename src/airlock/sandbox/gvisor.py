@@ -177,6 +177,7 @@ class Gvisor(Sandbox):
             },
         }
         (bundle / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        (bundle / "config.json").chmod(0o600)  # the command and its environment: root's only
         # The sentry runs unprivileged: every folder of the root must be traversable by it,
         # whatever Airlock's umask made of it.
         for folder, _, _ in os.walk(bundle):

@@ -39,12 +39,12 @@ set -eu
 procs=$1 stage=$2 lower=$3 view=$4 size=$5 mode=$6 code_fd=$7 hold_fd=$8 reads=$9 ids=${10}
 shift 10  # then $reads triples (descriptor, host folder, mount point), then the backend's argv
 uid=${ids%:*} gid=${ids#*:} overlay=
-mount -t tmpfs -o "size=$size,mode=0700" airlock-stage "$stage"
+mount -t tmpfs -o "size=$size,mode=0700,nosuid,nodev" airlock-stage "$stage"
 case $mode in
 overlay)
   mkdir "$stage/upper" "$stage/work"
   eval 'fuse-overlayfs -f -o "lowerdir=$lower,upperdir=$stage/upper,workdir=$stage/work" \
-    -o "squash_to_uid=$uid,squash_to_gid=$gid,allow_other,noacl,writeback=0" "$view"' \
+    -o "squash_to_uid=$uid,squash_to_gid=$gid,allow_other,noacl,writeback=0,nosuid,nodev" "$view"' \
     "</dev/null >/dev/null 2>\"\$stage/overlay.log\" $code_fd>&- $hold_fd<&- &"
   overlay=$!
   tries=0

@@ -43,7 +43,8 @@ class Policy:
         ethical wall. Paths inside the scope, or holding it, are left out."""
         granted = list(self.run_reads)
         for key, extra in self.run_grants:
-            if scope[: len(parse(key, "runs.grants scope"))] == parse(key, "runs.grants scope"):
+            granted_to = parse(key, "runs.grants scope")
+            if scope[: len(granted_to)] == granted_to:
                 granted += extra
         found: list[RelPath] = []
         for text in granted:

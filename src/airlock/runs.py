@@ -151,10 +151,11 @@ def run(
             reads.append((fd, ws.root.joinpath(*path), mount_point))
             areas.append(ReadArea(path, mount_point))
         layout = _layout(lower, scratch, limits, ids, tuple(reads))
-        filter_fd = None
-        if backend.seccomp:
-            filter_fd = seccomp.filter_fd()
-            fds.callback(os.close, filter_fd)
+        descriptors: list[int] = []  # the backend may add its own: closed when the run is done
+        fds.callback(_close_all, descriptors)
+        filter_fd = seccomp.filter_fd() if backend.seccomp else None
+        if filter_fd is not None:
+            descriptors.append(filter_fd)
         group = cgroup.make(run_id, limits.memory, limits.processes + backend.helper_tasks)
         try:
             request = Request(
@@ -164,21 +165,20 @@ def run(
                 scratch=scratch,
                 run_as=(ids.launch_uid, ids.launch_gid),
                 reads=tuple(areas),
+                descriptors=descriptors,
                 seccomp_fd=filter_fd,
                 network=network,
                 limits=limits,
                 cgroup=group is not None,
             )
             argv = backend.argv(request)
-            for fd in request.descriptors:
-                fds.callback(os.close, fd)
             with launch(
                 argv,
                 layout,
                 timeout=limits.timeout,
                 output_limit=limits.output,
                 cgroup=group,
-                extra_fds=(*request.descriptors, *([] if filter_fd is None else [filter_fd])),
+                extra_fds=descriptors,
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
@@ -213,6 +213,11 @@ def run(
     finally:
         _audit(ws, result, actor)
     return result
+
+
+def _close_all(descriptors: list[int]) -> None:
+    for fd in descriptors:
+        os.close(fd)
 
 
 def scratch_root() -> Path:

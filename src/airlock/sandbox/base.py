@@ -11,9 +11,9 @@ need not. What every backend must guarantee, checked by ``tests/sandbox_conforma
 - ``request.view`` (a host folder) appears writable at ``/scope`` and at
   ``/workspace/<scope>``, and the working directory is ``/scope``;
 - of the rest of the workspace, only ``request.reads`` appear, read-only, each at
-  ``/workspace/<path>`` (bound from its ``host`` folder) (the policy's read areas, ``Tools`` by default, and what the policy grants
-  this scope): never another case, never Airlock's state (the ethical wall); ``/workspace/Tools``
-  stays runnable;
+  ``/workspace/<path>``, bound from its ``host`` folder: the policy's read areas (``Tools`` by
+  default) and what it grants this scope, never another case, never Airlock's state (the
+  ethical wall); ``/workspace/Tools`` stays runnable;
 - nothing else of the host is visible but the system's programs and libraries (``/usr``), a few
   harmless files of ``/etc``, an empty private ``/tmp``, and ``/proc`` and ``/dev`` of its own:
   no home folders, no keys, no ``/etc/shadow``, no host paths in what the code can read;
@@ -78,7 +78,7 @@ class Request:
     run_as: tuple[int, int]
     reads: tuple[ReadArea, ...] = ()
     descriptors: list[int] = field(default_factory=list)
-    """Descriptors the command line refers to (the seccomp filter; a backend may add its own):
+    """Descriptors the command line refers to (``seccomp_fd``; a backend may add its own):
     Airlock passes them all to the launcher and closes them when the run is done."""
     seccomp_fd: int | None = None
     """A seccomp filter (BPF) open on a descriptor, for backends that load one."""

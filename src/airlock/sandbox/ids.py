@@ -2,17 +2,16 @@
 
 A run's code is given a host user and group id of its own, which owns nothing:
 
-- when Airlock runs as root, the id of the account ``airlock-sandbox`` if the host has one
-  (``deploy/`` creates it), else :data:`DEFAULT_HOST_ID`, an id above every range that
-  ``useradd`` or systemd hand out;
+- when Airlock runs as root, the ids of the account ``airlock-sandbox`` if the host has one
+  (``useradd --system --no-create-home airlock-sandbox``; see docs/operating.md), else
+  :data:`DEFAULT_HOST_ID`, an id above every range that ``useradd`` or systemd hand out;
 - when Airlock runs as another user, the first id of that user's subordinate range
   (``/etc/subuid`` and ``/etc/subgid``, mapped with Debian's ``newuidmap``/``newgidmap`` from the
   ``uidmap`` package). Without such a range there is no id to give the code, and runs refuse to
   start, saying how to add one.
 
-The launcher (:mod:`airlock.sandbox.runner`) switches to these ids before it starts a backend
-that runs the code directly (bubblewrap), so even the backend's own setup never holds them as
-root.
+A backend that runs the code as a host process (bubblewrap) is started as these ids, so even
+its own set-up runs unprivileged; gVisor runs the code as them inside its own kernel.
 """
 
 from __future__ import annotations

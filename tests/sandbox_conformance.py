@@ -552,6 +552,7 @@ print(json.dumps(out))
         }
         assert result.plan is None
         assert snapshot(ws.root) == before
+        assert payload(ws, result)["reads"] == ["Tools"], "the audit log says what it could read"
 
     def test_a_case_the_policy_grants_is_readable_but_read_only(
         self, ws: Workspace, run: Runner
@@ -623,6 +624,8 @@ print(json.dumps(out))
         for pid, ids in seen.items():
             assert 0 not in ids, f"process {pid} runs as host root: {ids}"
             assert owner not in ids, f"process {pid} runs as the workspace's owner: {ids}"
+        recorded = payload(ws, result)["host_ids"]
+        assert 0 not in recorded and owner not in recorded
 
     def test_a_strict_umask_of_airlock_changes_nothing_for_the_code(self, run: Runner) -> None:
         # systemd's UMask=0027 made the run's scratch folder and /etc/passwd unreadable to the

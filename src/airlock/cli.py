@@ -420,7 +420,8 @@ def run(
         bool, typer.Option("--network", help="Let the code use the network (off by default).")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Stop the run after this many seconds.", min=0.1)
+        float,
+        typer.Option("--timeout", help="Stop the run after this many seconds.", min=0.1, max=86400),
     ] = 300.0,
     memory: Annotated[int, _size_option("--memory", "Memory the code may use.")] = 2 << 30,
     processes: Annotated[

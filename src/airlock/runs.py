@@ -53,6 +53,12 @@ from airlock.workspace import Workspace
 AUDIT_OUTPUT_BYTES = 64 * 1024
 """How much of each output stream the audit log keeps (with a digest of all of it)."""
 
+MAX_RUN_SECONDS = 24 * 3600
+"""The longest timeout a run may have."""
+
+STALE_SCRATCH_SECONDS = 2 * MAX_RUN_SECONDS
+"""A run's scratch folder this old belongs to no live run."""
+
 _overlay_problems: dict[tuple[int, int], str | None] = {}
 
 
@@ -66,6 +72,10 @@ class RunResult:
     outcome: Outcome
     plan: PlanRecord | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)
+    """What of the workspace the code could read besides its scope (read-only)."""
+    host_ids: tuple[int, int] = (0, 0)
+    """The host uid and gid the code ran as."""
 
     @property
     def summary(self) -> str:
@@ -129,8 +139,13 @@ def run(
         )
     if any("\x00" in part for part in command):
         raise InputError("the command contains a NUL character", hint="remove it and retry")
-    backend = get_sandbox(sandbox)
     limits = limits or default_limits(ws)
+    if not 0 < limits.timeout <= MAX_RUN_SECONDS:
+        raise InputError(
+            f"a run's timeout must be between 0 and {MAX_RUN_SECONDS} seconds, not {limits.timeout}",
+            hint="split longer work into several runs",
+        )
+    backend = get_sandbox(sandbox)
     lower = ws.root.joinpath(*scope_path)
     ids = sandbox_ids(lower.stat().st_uid)
     if isinstance(ids, str):
@@ -192,6 +207,8 @@ def run(
         run_id, paths.render(scope_path), list(command), backend.name, layout.mode, outcome
     )
     result.skipped = captured.skipped
+    result.reads = [paths.render(area.path) for area in areas]
+    result.host_ids = (ids.host_uid, ids.host_gid)
     try:
         if captured.operations:
             text = shlex.join(command)
@@ -233,6 +250,12 @@ def scratch_root() -> Path:
             f"{root} is not a folder of this user's that only it may change",
             hint=f"remove {root} (someone else may have made it) and retry",
         )
+    # A run's scratch is removed when it ends; only a killed Airlock leaves one behind.
+    stale = time.time() - STALE_SCRATCH_SECONDS
+    for entry in root.glob("run-*"):
+        with contextlib.suppress(OSError):
+            if entry.lstat().st_mtime < stale:
+                shutil.rmtree(entry, ignore_errors=True)
     return root
 
 
@@ -350,6 +373,8 @@ def _audit(ws: Workspace, result: RunResult, actor: str) -> None:
         "limits_hit": out.limits_hit,
         "seconds": round(out.seconds, 4),
         "skipped": len(result.skipped),
+        "reads": result.reads,
+        "host_ids": list(result.host_ids),
     }
     for name, data in (("stdout", out.stdout), ("stderr", out.stderr)):
         payload[name] = data[:AUDIT_OUTPUT_BYTES].decode("utf-8", "replace")

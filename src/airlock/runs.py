@@ -285,12 +285,23 @@ def _capture(
         write_limit=write_limit,
     )
     try:
+        if layout.mode == "overlay" and _untouched(running.path(layout.result)):
+            return Captured()  # the code changed nothing: its upper layer is empty
         if layout.ids.subordinate is None:
             return collect(where.under(running.root()))
         return collect_in(running.proc.pid, where)
     except Exception as exc:  # a bug or a filesystem Airlock cannot read: record, never crash
         reason = f"capture failed ({type(exc).__name__}: {exc}); nothing the run changed was kept"
         return Captured(skipped=[{"path": "", "reason": reason}])
+
+
+def _untouched(upper: Path) -> bool:
+    """True when an overlay's upper layer is empty; False when it is not, or cannot be read."""
+    try:
+        with os.scandir(upper) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def _check_scope(ws: Workspace, scope: str) -> RelPath:

@@ -153,7 +153,10 @@ def bare_bwrap_argv(ws: Workspace, scratch: Path) -> tuple[list[str], list[int]]
         limits=runs.default_limits(ws),
         cgroup=True,  # as the library builds it when it has a cgroup: bwrap alone, no prlimit
     )
-    return Bwrap().argv(request), request.descriptors
+    argv = Bwrap().argv(request)
+    if os.geteuid() != 0:  # setpriv cannot drop groups unprivileged: bwrap as this user
+        argv = argv[argv.index("--") + 1 :]
+    return argv, request.descriptors
 
 
 def run_bare(argv: list[str], fds: list[int]) -> None:
@@ -416,9 +419,9 @@ def capture_section(
         )
     small, big = sizes[0], sizes[-1]
     run_ratio = results[big]["total"] / results[small]["total"]
-    capture_ratio = (results[big]["read"] + results[big]["capture"]) / (
-        results[small]["read"] + results[small]["capture"]
-    )
+    small_capture = results[small]["read"] + results[small]["capture"]
+    big_capture = results[big]["read"] + results[big]["capture"]
+    capture_ratio = big_capture / small_capture if small_capture else math.nan
     copy_ratio = (copies[big]["copy"] + copies[big]["diff"]) / (
         copies[small]["copy"] + copies[small]["diff"]
     )

@@ -12,8 +12,10 @@ rollback must restore it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -344,3 +346,32 @@ def test_captured_overlay_changes_apply_to_exactly_the_result_and_roll_back(
         replaced = {"/".join(c.path) for c in found.changes if c.replaces}
         check_moves(captured, qualifying_moves(renames, before, after, replaced))
         apply_and_roll_back(ws, captured, scope, before, after)
+
+
+def test_a_launcher_that_fails_once_the_overlay_is_up_leaves_no_overlay_daemon(
+    overlay: None, tmp_path: Path
+) -> None:
+    # A read area that cannot be bound makes the launcher give up after fuse-overlayfs is
+    # mounted; the daemon must not outlive it (it would hold the namespace, and the real
+    # scope, open for good).
+    scope = tmp_path / "scope"
+    scope.mkdir()
+    layout = overlay_layout(scope, tmp_path / "scratch", 1 << 20)
+    fd = os.open(tmp_path, os.O_PATH)
+    try:
+        missing = (fd, tmp_path / "no-such-folder", tmp_path / "mount-point")
+        failing = dataclasses.replace(layout, reads=(missing,))
+        with launch(["true"], failing, timeout=30, output_limit=1 << 20, cgroup=None) as (
+            out,
+            running,
+        ):
+            assert running is None and out.exit_code is None
+            assert "mount" in out.launcher_error
+    finally:
+        os.close(fd)
+    daemons = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if str(layout.stage).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                daemons.append(pid)
+    assert daemons == [], "fuse-overlayfs outlived its launcher"

@@ -47,6 +47,7 @@ overlay)
     -o "squash_to_uid=$uid,squash_to_gid=$gid,allow_other,noacl,writeback=0,nosuid,nodev" "$view"' \
     "</dev/null >/dev/null 2>\"\$stage/overlay.log\" $code_fd>&- $hold_fd<&- &"
   overlay=$!
+  trap 'kill "$overlay" 2>/dev/null || true' EXIT  # however the launcher ends
   tries=0
   until mountpoint -q "$view"; do
     if ! kill -0 "$overlay" 2>/dev/null || [ $tries -gt 5000 ]; then
@@ -76,7 +77,6 @@ code=$?
 exec >/dev/null 2>&1
 eval 'echo "$code"' ">&$code_fd"
 eval 'read -r _' "<&$hold_fd" || true
-[ -z "$overlay" ] || kill "$overlay"
 """
 
 

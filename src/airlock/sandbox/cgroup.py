@@ -73,7 +73,7 @@ class Cgroup:
                 except OSError:
                     if time.monotonic() > deadline:
                         break
-                    time.sleep(0.005)
+                    time.sleep(0.001)
 
 
 def make(name: str, memory: int, processes: int) -> Cgroup | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import signal
 import subprocess
@@ -47,7 +48,7 @@ overlay)
     -o "squash_to_uid=$uid,squash_to_gid=$gid,allow_other,noacl,writeback=0,nosuid,nodev" "$view"' \
     "</dev/null >/dev/null 2>\"\$stage/overlay.log\" $code_fd>&- $hold_fd<&- &"
   overlay=$!
-  trap 'kill "$overlay" 2>/dev/null || true' EXIT  # however the launcher ends
+  trap 'kill "$overlay" 2>/dev/null && wait "$overlay"' EXIT  # however the launcher ends
   tries=0
   until mountpoint -q "$view"; do
     if ! kill -0 "$overlay" 2>/dev/null || [ $tries -gt 5000 ]; then
@@ -223,14 +224,24 @@ def launch(
     finally:
         os.close(hold_w)
         os.close(code_r)
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                _kill(proc, cgroup)
-                proc.wait()
+        if not _exits_within(proc, 10):
+            _kill(proc, cgroup)
+        proc.wait()
         if cgroup is not None:
             cgroup.kill()
+
+
+def _exits_within(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait for ``proc`` to end, on a pidfd: Popen.wait(timeout=...) polls with sleeps that
+    would cost every run milliseconds."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return True  # already gone
+    try:
+        return bool(select.select([pidfd], [], [], seconds)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _kill(proc: subprocess.Popen[bytes], cgroup: Cgroup | None) -> None:

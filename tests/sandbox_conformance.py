@@ -651,6 +651,20 @@ print(json.dumps(out))
             for host in (str(ws.root), str(runs.scratch_root()), str(ws.state_dir)):
                 assert host not in cmdline, f"pid {pid} shows {host}: {cmdline!r}"
 
+    def test_the_mount_table_names_no_scratch_or_state_path(
+        self, ws: Workspace, run: Runner
+    ) -> None:
+        # /etc/passwd was bound from the run's scratch folder, whose host path showed in
+        # /proc/self/mountinfo. (A read area's own path in its filesystem still shows there:
+        # docs/runs.md, known limits.)
+        result = run(["cat", "/proc/self/mountinfo"])
+
+        assert result.outcome.exit_code == 0, result.outcome.stderr
+        table = result.outcome.stdout.decode()
+        assert "/etc/passwd" in table or run.sandbox == "gvisor"
+        for host in (str(runs.scratch_root()), str(ws.state_dir)):
+            assert host not in table, f"{host} shows in the mount table:\n{table}"
+
     def test_no_host_knob_is_writable(self, run: Runner) -> None:
         # Each is written its own current value: harmless if the write were accepted.
         knobs = ["/proc/sys/kernel/printk_ratelimit", "/proc/sys/kernel/core_pattern"]

@@ -69,8 +69,10 @@ class Bwrap(Sandbox):
         etc = [*ETC_FILES, *(("resolv.conf", "hosts") if request.network else ())]
         for name in etc:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        passwd, group = sandbox_passwd(request.scratch, INNER_ID)
-        argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group"]
+        for path in sandbox_passwd(request.scratch, INNER_ID):  # as data: no host path shows
+            data = _memfd(f"airlock-{path.name}", path.read_bytes())
+            request.descriptors.append(data)
+            argv += ["--ro-bind-data", str(data), f"/etc/{path.name}"]
         argv += ["--proc", "/proc"]
         for name in PROC_READ_ONLY:
             argv += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]

@@ -25,7 +25,7 @@ from airlock.sandbox.base import (
     default_env,
 )
 from airlock.sandbox.ids import INNER_ID
-from airlock.sandbox.system import ETC_FILES, PROC_READ_ONLY, ROOT_LINKS, sandbox_passwd
+from airlock.sandbox.system import ETC_FILES, PROC_READ_ONLY, ROOT_LINKS, passwd_files
 
 
 class Bwrap(Sandbox):
@@ -69,10 +69,10 @@ class Bwrap(Sandbox):
         etc = [*ETC_FILES, *(("resolv.conf", "hosts") if request.network else ())]
         for name in etc:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        for path in sandbox_passwd(request.scratch, INNER_ID):  # as data: no host path shows
-            data = _memfd(f"airlock-{path.name}", path.read_bytes())
+        for name, text in passwd_files(INNER_ID).items():  # as data: no host path shows
+            data = _memfd(f"airlock-{name}", text.encode())
             request.descriptors.append(data)
-            argv += ["--ro-bind-data", str(data), f"/etc/{path.name}"]
+            argv += ["--ro-bind-data", str(data), f"/etc/{name}"]
         argv += ["--proc", "/proc"]
         for name in PROC_READ_ONLY:
             argv += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]

@@ -28,18 +28,23 @@ PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 """Parts of ``/proc`` that reach the host's kernel; a sandbox shows them read-only (as Docker)."""
 
 
-def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
-    """A passwd and group file in ``scratch`` naming only root, the agent (``uid``) and nobody,
-    readable by the code's own ids whatever the umask."""
-    passwd = scratch / "passwd"
-    group = scratch / "group"
-    passwd.write_text(
-        "root:x:0:0:root:/root:/bin/sh\n"
+def passwd_files(uid: int) -> dict[str, str]:
+    """The sandbox's ``passwd`` and ``group``: only root, the agent (``uid``) and nobody."""
+    return {
+        "passwd": "root:x:0:0:root:/root:/bin/sh\n"
         f"agent:x:{uid}:{uid}:Airlock sandbox:/tmp:/bin/sh\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-        encoding="utf-8",
-    )
-    group.write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n", encoding="utf-8")
-    for path in (passwd, group):
+        "group": f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n",
+    }
+
+
+def sandbox_passwd(scratch: Path, uid: int) -> tuple[Path, Path]:
+    """:func:`passwd_files` written into ``scratch``, for a backend that binds files by path;
+    readable by the code's own ids whatever the umask."""
+    written = []
+    for name, text in passwd_files(uid).items():
+        path = scratch / name
+        path.write_text(text, encoding="utf-8")
         path.chmod(0o644)
-    return passwd, group
+        written.append(path)
+    return written[0], written[1]

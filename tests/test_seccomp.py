@@ -225,12 +225,16 @@ HARMLESS_WITHOUT_FILTER = [
 def bwrap(*probes: str, with_filter: bool) -> subprocess.CompletedProcess[str]:
     argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--proc", "/proc"]
     argv += ["--dev", "/dev", "--tmpfs", "/tmp", "--unshare-pid", "--unshare-net"]
+    # The probe runs isolated (-I, the standard library only) on the real interpreter, not the
+    # virtualenv's link to it: a checkout under /tmp (where CI may clone) is hidden by the tmpfs.
+    if sys.base_prefix.startswith("/tmp/"):
+        argv += ["--ro-bind", sys.base_prefix, sys.base_prefix]
     argv += ["--unshare-ipc", "--die-with-parent", "--new-session"]
     fd = seccomp.filter_fd() if with_filter else None
     try:
         if fd is not None:
             argv += ["--seccomp", str(fd)]
-        argv += ["--", sys.executable, "-I", "-c", PROBE, *probes]
+        argv += ["--", os.path.realpath(sys.executable), "-I", "-c", PROBE, *probes]
         return subprocess.run(
             argv,
             pass_fds=() if fd is None else (fd,),

@@ -33,7 +33,7 @@ from typing import Any
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, Phase, given, note, settings
 
-from airlock.capture import Captured, Change, Kind, capture
+from airlock.capture import Body, Captured, Change, Kind, capture
 from airlock.paths import PATH_MAX_BYTES, RelPath, render
 from airlock.sandbox.changes import LocalSides
 from airlock.sandbox.ids import sandbox_ids
@@ -82,8 +82,16 @@ class DictSides:
         self.digests_read.append("/".join(path))
         return hashlib.sha256(entry).hexdigest()
 
-    def upper_bytes(self, path: RelPath) -> bytes:
-        return self.upper["/".join(path)]
+    # The run's files are in memory here: every body inline, whatever its size, none staged.
+    def upper_size(self, path: RelPath) -> int:
+        return len(self.upper["/".join(path)])
+
+    def upper_digest(self, path: RelPath) -> str:
+        return hashlib.sha256(self.upper["/".join(path)]).hexdigest()
+
+    def upper_body(self, path: RelPath, inline_max: int) -> Body:
+        data = self.upper["/".join(path)]
+        return Body(hashlib.sha256(data).hexdigest(), len(data), data)
 
 
 def changes(*entries: tuple[str, Kind] | tuple[str, Kind, bool]) -> list[Change]:

@@ -34,7 +34,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 from airlock import paths
 from airlock.errors import AirlockError, UnsafePathError, storage_error
@@ -88,7 +88,6 @@ class _Lower(Protocol):
         """The SHA-256 (hex) of the bytes of real file ``path``, read in chunks."""
 
 
-@runtime_checkable
 class Sides(_Lower, Protocol):
     """What capture may ask about the real scope (lower) and the run's result (upper).
 
@@ -106,15 +105,6 @@ class Sides(_Lower, Protocol):
         """The run's file ``path`` as a :class:`Body`: with its bytes in ``data`` if it holds
         at most ``inline_max`` of them, else (``data`` None) staged into the content store in
         chunks under its digest, where a plan's write may name it."""
-
-
-@runtime_checkable
-class BytesSides(_Lower, Protocol):
-    """A :class:`Sides` whose upper files are already in memory (unit tests, small tools):
-    capture puts their bytes inline, whatever their size, and stages nothing."""
-
-    def upper_bytes(self, path: RelPath) -> bytes:
-        """The bytes the run left in file ``path``."""
 
 
 @dataclass
@@ -135,32 +125,6 @@ class Captured:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class _InMemoryUpper:
-    """A BytesSides seen as Sides."""
-
-    def __init__(self, sides: BytesSides) -> None:
-        self.sides = sides
-
-    def lower_kind(self, path: RelPath) -> Kind | None:
-        return self.sides.lower_kind(path)
-
-    def lower_files(self, path: RelPath) -> Iterable[tuple[RelPath, int]]:
-        return self.sides.lower_files(path)
-
-    def lower_digest(self, path: RelPath) -> str:
-        return self.sides.lower_digest(path)
-
-    def upper_size(self, path: RelPath) -> int:
-        return len(self.sides.upper_bytes(path))
-
-    def upper_digest(self, path: RelPath) -> str:
-        return _digest(self.sides.upper_bytes(path))
-
-    def upper_body(self, path: RelPath, inline_max: int) -> Body:
-        data = self.sides.upper_bytes(path)
-        return Body(_digest(data), len(data), data)
 
 
 def _valid(path: RelPath) -> str | None:
@@ -199,16 +163,12 @@ def _write(path: RelPath, body: Body, overwrite: bool) -> dict[str, Any]:
 _Skip = Callable[[RelPath, str], None]
 
 
-def capture(
-    changes: Iterable[Change], sides: Sides | BytesSides, *, write_limit: int | None = None
-) -> Captured:
+def capture(changes: Iterable[Change], sides: Sides, *, write_limit: int | None = None) -> Captured:
     """The operations that make the real scope look like the run's result.
 
     ``write_limit`` bounds the apparent bytes of all written files together: a file that would
     pass it is not read at all, but skipped, and ``over_write_limit`` is set.
     """
-    if not isinstance(sides, Sides):
-        sides = _InMemoryUpper(sides)
     out = Captured()
 
     def skip(path: RelPath, reason: str) -> None:

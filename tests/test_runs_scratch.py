@@ -10,7 +10,7 @@ import pytest
 
 from airlock import runs
 from airlock.errors import InputError
-from airlock.sandbox.base import Limits
+from airlock.sandbox.base import MAX_TIMEOUT, Limits
 from airlock.workspace import Workspace
 from support import CASE
 
@@ -45,6 +45,6 @@ def test_scratch_a_killed_airlock_left_is_removed_later_and_a_live_one_is_kept()
 
 def test_a_timeout_past_a_day_is_refused_before_anything_starts(ws: Workspace) -> None:
     with pytest.raises(InputError) as raised:
-        runs.run(ws, CASE, ["true"], limits=Limits(timeout=runs.MAX_RUN_SECONDS + 1))
+        runs.run(ws, CASE, ["true"], limits=Limits(timeout=MAX_TIMEOUT + 1))
 
     assert "timeout" in raised.value.message and raised.value.hint

@@ -28,6 +28,7 @@ from airlock import plan as plan_module
 from airlock.errors import AirlockError, InputError, IntegrityError
 from airlock.records import PlanRecord
 from airlock.report import report_lines
+from airlock.sandbox.base import MAX_TIMEOUT
 from airlock.workspace import Workspace
 
 app = typer.Typer(
@@ -421,7 +422,9 @@ def run(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", help="Stop the run after this many seconds.", min=0.1, max=86400),
+        typer.Option(
+            "--timeout", help="Stop the run after this many seconds.", min=0.1, max=MAX_TIMEOUT
+        ),
     ] = 300.0,
     memory: Annotated[int, _size_option("--memory", "Memory the code may use.")] = 2 << 30,
     processes: Annotated[

@@ -42,7 +42,7 @@ from airlock.errors import (
 from airlock.paths import STATE_DIR, RelPath
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox, seccomp
-from airlock.sandbox.base import Limits, ReadArea, Request
+from airlock.sandbox.base import MAX_TIMEOUT, Limits, ReadArea, Request
 from airlock.sandbox.collect import Where, collect, collect_in
 from airlock.sandbox.ids import SandboxIds, sandbox_ids
 from airlock.sandbox.runner import Layout, Outcome, Running, launch
@@ -53,10 +53,8 @@ from airlock.workspace import Workspace
 AUDIT_OUTPUT_BYTES = 64 * 1024
 """How much of each output stream the audit log keeps (with a digest of all of it)."""
 
-MAX_RUN_SECONDS = 24 * 3600
-"""The longest timeout a run may have."""
 
-STALE_SCRATCH_SECONDS = 2 * MAX_RUN_SECONDS
+STALE_SCRATCH_SECONDS = 2 * MAX_TIMEOUT
 """A run's scratch folder this old belongs to no live run."""
 
 _overlay_problems: dict[tuple[int, int], str | None] = {}
@@ -140,9 +138,9 @@ def run(
     if any("\x00" in part for part in command):
         raise InputError("the command contains a NUL character", hint="remove it and retry")
     limits = limits or default_limits(ws)
-    if not 0 < limits.timeout <= MAX_RUN_SECONDS:
+    if not 0 < limits.timeout <= MAX_TIMEOUT:
         raise InputError(
-            f"a run's timeout must be between 0 and {MAX_RUN_SECONDS} seconds, not {limits.timeout}",
+            f"a run's timeout must be between 0 and {MAX_TIMEOUT} seconds, not {limits.timeout}",
             hint="split longer work into several runs",
         )
     backend = get_sandbox(sandbox)

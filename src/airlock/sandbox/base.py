@@ -39,6 +39,10 @@ SANDBOX_SHM = "/dev/shm"  # noqa: S108 - inside the sandbox: a private tmpfs, si
 SANDBOX_PATH = "/workspace/Tools:/usr/local/bin:/usr/bin:/bin"
 
 
+MAX_TIMEOUT = 24 * 3600
+"""The longest a run may last, in seconds, at every door."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a run may use. Sizes are bytes, times seconds."""

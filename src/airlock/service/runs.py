@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from airlock import runs
-from airlock.sandbox.base import Limits
+from airlock.sandbox.base import MAX_TIMEOUT, Limits
 from airlock.service.deps import ERROR_RESPONSES, CallerDep, WorkspaceDep
 from airlock.tokens import Role
 
@@ -32,7 +32,7 @@ class RunIn(BaseModel):
     command: list[str] = Field(min_length=1, max_length=10_000, examples=[["python3", "sort.py"]])
     sandbox: Literal["bwrap", "gvisor"] = "bwrap"
     network: bool = False
-    timeout: float = Field(_DEFAULTS.timeout, gt=0, le=24 * 3600, description="Seconds.")
+    timeout: float = Field(_DEFAULTS.timeout, gt=0, le=MAX_TIMEOUT, description="Seconds.")
     memory: int = Field(_DEFAULTS.memory, ge=16 << 20, description="Bytes.")
     processes: int = Field(_DEFAULTS.processes, ge=1, le=100_000)
     output: int = Field(_DEFAULTS.output, ge=1, le=1 << 30, description="Bytes of output kept.")

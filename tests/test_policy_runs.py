@@ -29,10 +29,17 @@ def test_a_grant_reaches_its_scope_and_the_scopes_below_it_only() -> None:
     assert policy.run_read_paths(("projects", "Case-AB")) == [("Tools",)]
 
 
-def test_the_scope_itself_what_holds_it_and_airlocks_state_are_never_read_areas() -> None:
-    policy = Policy(run_reads=("Tools", "projects", "projects/Case-A/sub", ".airlock", "Tools"))
+def test_the_scope_itself_what_holds_it_and_airlocks_state_are_never_read_areas(
+    tmp_path: Path,
+) -> None:
+    policy = Policy(run_reads=("Tools", "projects", "projects/Case-A/sub", "Tools"))
 
     assert policy.run_read_paths(CASE_A) == [("Tools",)]
+
+    path = tmp_path / "policy.toml"
+    path.write_text('[runs]\nread = ["Tools", ".airlock"]\n', encoding="utf-8")
+    with pytest.raises(InputError, match="Airlock's own state folder"):
+        load_policy(path)
 
 
 def test_the_default_policy_file_says_so(tmp_path: Path) -> None:

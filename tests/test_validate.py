@@ -251,7 +251,7 @@ def test_limit_deletions() -> None:
     storage = make_storage(files={"a": b"", "b": b""})
     assert run(storage, delete("a"), policy=policy).valid
     message = only_error(run(storage, delete("a"), delete("b"), policy=policy), "limit-deletions")
-    assert "deletes 2 entries" in message
+    assert "deletes 2 files" in message
 
 
 def test_missing_parent_hints_to_mkdir() -> None:

@@ -66,6 +66,12 @@ def check_name(part: str, what: str = "path", whole: str | None = None) -> None:
             f"{what} '{_show(whole if whole is not None else part)}' has an empty component",
             hint="remove doubled or trailing '/' characters",
         )
+    if fold(part) == _STATE_FOLD:
+        raise UnsafePathError(
+            f"{what} '{_show(whole if whole is not None else part)}' names {STATE_DIR!r}, "
+            "Airlock's own state folder; no path may use that name, at any depth",
+            hint="choose another folder name",
+        )
     if part in (".", ".."):
         raise UnsafePathError(
             f"{what} '{_show(whole if whole is not None else part)}' contains {part!r}",
@@ -101,3 +107,6 @@ def is_within(path: RelPath, base: RelPath) -> bool:
 def fold(name: str) -> str:
     """The key two names collide on: same after Unicode compatibility normalisation and casefold."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+_STATE_FOLD = fold(STATE_DIR)

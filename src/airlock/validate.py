@@ -65,6 +65,11 @@ class Validation(BaseModel):
     bytes_written: int
     bytes_removed: int
     preconditions: dict[str, list[object] | None]
+    """Every real path the simulation looked at, with its fingerprint (None: it was absent)."""
+    folder_contents: dict[str, list[str]] | None = None
+    """The names in every real folder the plan deletes, moves or copies (and the folders inside
+    them), as validated: apply refuses if any of them holds anything else. None in reports made
+    before Airlock recorded it (such a plan must be validated again)."""
 
 
 def tree_digest(entries: Iterable[tuple[str, Kind, str]]) -> str:
@@ -120,6 +125,8 @@ class _View:
         self.real_stats: dict[RelPath, Entry | None] = {}
         self.real_folds: dict[RelPath, dict[str, set[str]]] = {}
         self.real_hashes: dict[RelPath, str] = {}
+        self.real_listings: dict[RelPath, list[str]] = {}
+        """Every real folder walked (to delete, move or copy it), with its names as seen."""
 
     # reading the real tree, recording what was seen
 
@@ -135,6 +142,11 @@ class _View:
         if real not in self.real_hashes:
             self.real_hashes[real] = self.storage.sha256(real)
         return self.real_hashes[real]
+
+    def real_listdir(self, real: RelPath) -> list[str]:
+        if real not in self.real_listings:
+            self.real_listings[real] = sorted(self.storage.listdir(real))
+        return self.real_listings[real]
 
     def real_fold_index(self, real: RelPath) -> dict[str, set[str]]:
         if real not in self.real_folds:
@@ -189,7 +201,7 @@ class _View:
         names: set[str] = set()
         node = self.node(path)
         if isinstance(node, _Real):
-            names.update(self.storage.listdir(node.real))
+            names.update(self.real_listdir(node.real))
         for fold_names in self.kid_folds.get(path, {}).values():
             names.update(fold_names)
         return sorted(name for name in names if self.entry((*path, name)) is not None)
@@ -248,6 +260,8 @@ class _Simulation:
         self.counts: dict[str, int] = defaultdict(int)
         self.bytes_written = 0
         self.bytes_removed = 0
+        self.files_deleted = 0
+        """What ``max_deletions`` limits: files removed, a folder counting what it holds."""
 
     def warn(self, op: int | None, code: str, message: str) -> None:
         self.warnings.append(Issue(severity="warning", code=code, message=message, op=op))
@@ -302,6 +316,9 @@ class _Simulation:
             bytes_written=self.bytes_written,
             bytes_removed=self.bytes_removed,
             preconditions=preconditions,
+            folder_contents={
+                render(real): names for real, names in self.view.real_listings.items()
+            },
         )
 
     def _check_scope(self) -> None:
@@ -329,13 +346,14 @@ class _Simulation:
                     f"{limits.max_bytes_written}. Split it into smaller plans.",
                 )
             )
-        if self.counts.get("delete", 0) > limits.max_deletions:  # .get: no "delete": 0 entry
+        if self.files_deleted > limits.max_deletions:
             self.errors.append(
                 Issue(
                     severity="error",
                     code="limit-deletions",
-                    message=f"the plan deletes {self.counts['delete']} entries; the policy allows "
-                    f"{limits.max_deletions}. Split it into smaller plans.",
+                    message=f"the plan deletes {self.files_deleted} files (a folder counts the "
+                    f"files it holds); the policy allows {limits.max_deletions}. Split it into "
+                    "smaller plans.",
                 )
             )
 
@@ -450,16 +468,21 @@ class _Simulation:
             )
         return found[0]
 
-    def _check_tree(self, path: RelPath, *, for_copy: bool) -> tuple[int, int]:
-        """(files, bytes) below folder ``path``; refuse protected (and, to copy, odd) entries."""
+    def _check_tree(
+        self, path: RelPath, *, for_copy: bool, landing: RelPath | None = None
+    ) -> tuple[int, int]:
+        """(files, bytes) below folder ``path``; refuse protected (and, to copy, odd) entries,
+        both where they are and where they land (``landing``: a move's or copy's destination)."""
         files = total = 0
         for rel, kind, size in self.view.walk(path):
             inner = path + rel
-            pattern = self.policy.protected_by(inner)
-            if pattern:
-                raise _Refused(
-                    "protected", f"{render(inner)!r} inside is protected by policy ({pattern!r})"
-                )
+            for place in (inner,) if landing is None else (inner, landing + rel):
+                pattern = self.policy.protected_by(place)
+                if pattern:
+                    raise _Refused(
+                        "protected",
+                        f"{render(place)!r} inside is protected by policy ({pattern!r})",
+                    )
             if for_copy and kind in (Kind.SYMLINK, Kind.SPECIAL):
                 raise _Refused(
                     "copy-link",
@@ -543,7 +566,7 @@ class _Simulation:
             raise _Refused("into-itself", "a folder cannot be copied into itself")
         replaces, before = self._destination(index, destination, op.overwrite, kind)
         if kind is Kind.DIR:
-            _files, size = self._check_tree(source, for_copy=True)
+            _files, size = self._check_tree(source, for_copy=True, landing=destination)
             digest = self.view.tree_digest(source)
             self.view.set(destination, _VDir())
             for rel, inner_kind, _size in self.view.walk(source):
@@ -585,7 +608,7 @@ class _Simulation:
         if paths.is_within(destination, source):
             raise _Refused("into-itself", "a folder cannot be moved into itself")
         if kind is Kind.DIR:
-            self._check_tree(source, for_copy=False)
+            self._check_tree(source, for_copy=False, landing=destination)
         replaces, before = self._destination(
             index, destination, op.overwrite, kind, renaming=source
         )
@@ -633,8 +656,10 @@ class _Simulation:
                 f"{render(path)!r} is a FIFO, socket or device; Airlock does not touch those "
                 "(ask an operator to remove it)",
             )
+        self.files_deleted += 1
         if kind is Kind.DIR:
             files, size = self._check_tree(path, for_copy=False)
+            self.files_deleted += max(files, 1) - 1
             digest: str | None = self.view.tree_digest(path)
             self.warn(
                 index,
@@ -670,8 +695,33 @@ def validate(
     return _Simulation(plan, storage, policy, content).run()
 
 
-def stale_paths(preconditions: dict[str, list[object] | None], storage: Storage) -> list[str]:
-    """The recorded paths whose state differs now, each with what changed."""
+def stale_paths(
+    preconditions: dict[str, list[object] | None],
+    storage: Storage,
+    folder_contents: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """The recorded paths whose state differs now, each with what changed; and, for each folder
+    the plan deletes, moves or copies, every name it holds now that it did not hold then."""
+    changed = _stale_entries(preconditions, storage)
+    for text, names in (folder_contents or {}).items():
+        path = tuple(text.split("/")) if text else ()
+        try:
+            now = storage.listdir(path)
+        except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+            continue  # the folder itself is gone or replaced: its own precondition says so
+        was = set(names)
+        for name in sorted(set(now) - was):
+            changed.append(
+                f"{render((*path, name))}: added since validation, inside a folder the plan "
+                "deletes, moves or copies"
+            )
+        for name in sorted(was - set(now)):
+            if render((*path, name)) not in preconditions:  # else reported above
+                changed.append(f"{render((*path, name))}: disappeared since validation")
+    return changed
+
+
+def _stale_entries(preconditions: dict[str, list[object] | None], storage: Storage) -> list[str]:
     changed = []
     for text, expected in preconditions.items():
         path = tuple(text.split("/")) if text else ()

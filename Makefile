@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -75,6 +75,9 @@ bench-capture: $(STAMP)  ## Capture of a 1 GiB file (peak memory, time beside sh
 
 bench-service: $(STAMP)  ## Load the HTTP service: 50 concurrent agents, then check nothing was lost
 	$(BIN)/python bench/bench_service.py
+
+bench-large: $(STAMP)  ## A 50,000-operation plan: validation beside a plain storage walk, its review page beside a 100-op plan's
+	$(BIN)/python bench/bench_large_plans.py
 
 schema: $(STAMP)  ## Regenerate schema/plan.schema.json
 	$(BIN)/airlock schema > schema/plan.schema.json

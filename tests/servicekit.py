@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -136,13 +137,14 @@ class _ThreadServer(uvicorn.Server):
 
 @contextmanager
 def serve_app(ws: Workspace, settings: Settings | None = None) -> Iterator[str]:
-    """Serve ``ws`` with the real app on a free loopback port in a thread; yields its base URL."""
-    settings = settings or Settings(workspace=ws.root)
-    app = create_app(ws, settings)
+    """Serve ``ws`` with the real app on a free loopback port in a thread; yields its base URL.
+    ``settings.port`` is set to that port (the service answers only Host values with its port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    settings = dataclasses.replace(settings or Settings(workspace=ws.root), port=port)
+    app = create_app(ws, settings)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )

@@ -76,7 +76,7 @@ def test_native_path_and_output_without_changes(service: Service) -> None:
         ({"scope": "projects/x", "case_name": "x", "command": ["true"]}, 422, "scope"),
         ({"case_name": "No-Such-Case", "command": ["true"]}, 404, "not a folder"),
         ({"scope": "../etc", "command": ["true"]}, 400, ".."),
-        ({"scope": ".airlock", "command": ["true"]}, 403, "state"),
+        ({"scope": ".airlock", "command": ["true"]}, 400, "state"),
         ({"scope": "Tools/x", "command": ["true"]}, 403, "read-only"),
         ({"case_name": CASE, "command": ["a\x00b"]}, 400, "NUL"),
         ({"case_name": CASE, "command": ["true"], "sandbox": "docker"}, 422, "sandbox"),

@@ -586,3 +586,48 @@ def test_names_with_invisible_or_direction_changing_characters_are_flagged(name:
     assert report.valid
     assert warning_codes(report) == ["invisible-characters"] * 3
     assert all("U+" in issue.message for issue in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("invоice.pdf", "inv\\u043eice.pdf"),  # a Cyrillic "о" inside a Latin word
+        ("Αlaska.txt", "\\u0391laska.txt"),  # a Greek capital alpha
+        ("рор.pdf", "\\u0440\\u043e\\u0440.pdf"),  # a whole Cyrillic word that looks Latin
+    ],
+)
+def test_names_mixing_look_alike_scripts_are_flagged_and_shown_escaped(
+    name: str, shown: str
+) -> None:
+    storage = make_storage({"notes.txt": b"n", "a.txt": b"a"}, dirs=("inbox",))
+    report = run(
+        storage,
+        write(f"inbox/{name}"),
+        mkdir(name),
+        move("notes.txt", f"inbox/x-{name}"),
+        copy("a.txt", f"{name}/a.txt"),  # inside the new folder: no new look-alike name
+        copy("a.txt", f"inbox/copy {name}"),
+    )
+
+    assert report.valid
+    assert warning_codes(report) == ["mixed-script"] * 4
+    assert [issue.op for issue in report.warnings] == [0, 1, 2, 4]
+    assert f"'{shown}'" in report.warnings[1].message
+    assert name not in report.warnings[1].message  # never the misleading form itself
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Договор contract.pdf",  # Cyrillic and Latin, each word in one script
+        "Иванов - case.pdf",  # a Latin word whose letters also exist in Cyrillic
+        "東京タワー.txt",  # Japanese: Han and Katakana in one word
+        "naïve café.txt",
+        "Straße.txt",
+        "cafe\u0301.txt",  # a combining accent (not NFC: warned as that, not as a mix)
+    ],
+)
+def test_names_in_ordinary_scripts_and_mixes_are_not_flagged(name: str) -> None:
+    report = run(make_storage(), write(name))
+    assert report.valid
+    assert warning_codes(report) == (["not-nfc"] if "\u0301" in name else [])

@@ -7,10 +7,13 @@ to look at. Waits use Playwright's own expectations (each with a deadline), neve
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from airlock.locks import scope_lock
 from airlock.sample import DEMO_CASE, sample_reorganisation
-from airlock.tokens import Role
+from airlock.tokens import Role, create_token
 from servicekit import Service, running_service
 from support import snapshot
 
@@ -200,24 +203,32 @@ def test_an_agent_sees_no_decision_buttons_and_a_forged_approval_is_refused(
         expect(page.get_by_role("link", name="Roll back…")).to_have_count(0)
         shoot(page, tmp_path, "laptop-agent-view", full_page=False)
 
-        # The agent's own session posts the approve form anyway: the role check refuses it.
+        # The agent's own session posts the approve form anyway, from the page itself with its
+        # own CSRF token (the sign-out form's) and the report's id: the role check refuses it.
+        csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+        assert csrf
+        validation = str(service.ws.get(PLAN_ID).validation_id)
         status: int = page.evaluate(
-            """async (url) => {
+            """async ([url, csrf, validation]) => {
                 const form = new FormData();
                 form.append("comment", "approving my own plan");
+                form.append("csrf", csrf);
+                form.append("validation", validation);
                 const response = await fetch(url, {method: "POST", body: form,
                                                    credentials: "same-origin"});
                 return response.status;
             }""",
-            f"{service.url}/ui/plans/{PLAN_ID}/approve",
+            [f"{service.url}/ui/plans/{PLAN_ID}/approve", csrf, validation],
         )
         assert status == 403
         record = service.ws.get(PLAN_ID)
         assert record.status == "validated"
         assert record.decisions == []
-        # And through the page itself (a navigation), the refusal is shown and explained.
+        # And as a plain request with the session (the refusal is shown and explained).
         response = page.request.post(
-            f"{service.url}/ui/plans/{PLAN_ID}/approve", form={"comment": "again"}
+            f"{service.url}/ui/plans/{PLAN_ID}/approve",
+            form={"comment": "again", "csrf": csrf, "validation": validation},
+            headers={"Origin": service.url},
         )
         assert response.status == 403
         assert "may not approve plans" in response.text()
@@ -243,14 +254,30 @@ def test_sign_in_refuses_a_bad_token_and_sign_out_ends_the_session(
         page.get_by_role("button", name="Sign in").click()
         # Back where the visit started.
         expect(page).to_have_url(re.compile(f"/ui/plans/{PLAN_ID}$"))
-        cookie = next(c for c in context.cookies() if c["name"] == "airlock_token")
+        cookie = next(c for c in context.cookies() if c["name"] == "airlock_session")
         assert cookie["httpOnly"] is True
         assert cookie["sameSite"] == "Strict"
+        # The cookie is a session of the page's own, not the long-lived API token.
+        assert cookie["value"] != service.tokens[Role.APPROVER]
+        assert service.tokens[Role.APPROVER] not in str(context.cookies())
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(re.compile(r"/ui/sign-in$"))
-        assert not [c for c in context.cookies() if c["name"] == "airlock_token"]
+        assert not [c for c in context.cookies() if c["name"] == "airlock_session"]
         page.goto(service.url + "/ui/")
         expect(page).to_have_url(re.compile(r"/ui/sign-in"))
+        # Sign-out ended the session on the server: a copy of the cookie is dead too.
+        context.add_cookies(
+            [
+                {
+                    "name": cookie["name"],
+                    "value": cookie["value"],
+                    "domain": cookie["domain"],
+                    "path": cookie["path"],
+                }
+            ]
+        )
+        page.goto(f"{service.url}/ui/plans/{PLAN_ID}")
+        expect(page).to_have_url(re.compile(r"/ui/sign-in\?next="))
     finally:
         context.close()
 
@@ -338,5 +365,197 @@ def test_a_narrow_phone_screen_has_no_horizontal_overflow(
         assert page.title() != "pwned"
         assert no_horizontal_overflow(page)
         shoot(page, tmp_path, "phone-4-additive-plan", full_page=False)
+    finally:
+        context.close()
+
+
+# --- attacks from another origin of the same site ----------------------------------------------
+
+
+@contextmanager
+def attacker_site(pages: dict[str, str]) -> Iterator[str]:
+    """A real second web server on another port of 127.0.0.1 (same site as the service, another
+    origin) serving ``pages`` (path -> HTML); yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path.split("?")[0])
+            if body is None:
+                self.send_error(404)
+                return
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="attacker-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(30)
+
+
+def auto_submit(action: str, fields: dict[str, str]) -> str:
+    inputs = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in fields.items())
+    return (
+        f'<!doctype html><form id="f" method="post" action="{action}">{inputs}</form>'
+        "<script>document.getElementById('f').submit()</script>"
+    )
+
+
+def applied_plan(service: Service) -> str:
+    """An additive plan in another case, applied: something a forged rollback could undo."""
+    record = service.ws.submit(
+        {
+            "scope": "projects/Rivera-v-Coastal-Freight-2024",
+            "description": "Add a note",
+            "author": "paralegal-agent",
+            "operations": [{"op": "write", "path": "note.md", "text": "a note\n"}],
+        },
+        plan_id="rivera-note",
+    )
+    service.ws.validate(record.id)
+    assert service.ws.apply(record.id, actor="paralegal-agent").success
+    return record.id
+
+
+def test_a_page_on_another_port_cannot_act_as_the_signed_in_approver(
+    browser: Browser, service: Service, tmp_path: Path
+) -> None:
+    """F2: the approver is signed in; a page of another origin on the same host (same site, so
+    a SameSite=Strict cookie goes along) auto-submits the approve and rollback forms and
+    fetch()es the native and seed APIs with credentials: "include". Nothing is approved or
+    rolled back."""
+    applied = applied_plan(service)
+    ws, url = service.ws, service.url
+    validation = str(ws.get(PLAN_ID).validation_id)  # the attacker even knows the report's id
+    fetches = f"""<!doctype html><script>
+    const calls = [
+      ["{url}/api/v1/plans/{PLAN_ID}/approve", '{{"comment": "lgtm"}}', "text/plain"],
+      ["{url}/api/v1/plans/{applied}/rollback", '{{"force": true}}', "text/plain"],
+      ["{url}/plans/{PLAN_ID}/approve?approved_by=jane-approver", "", "text/plain"],
+      ["{url}/plans/{applied}/rollback", "", "text/plain"],
+      ["{url}/ui/plans/{PLAN_ID}/approve", "comment=lgtm&validation={validation}",
+       "application/x-www-form-urlencoded"],
+      ["{url}/ui/plans/{applied}/rollback", "force=true", "application/x-www-form-urlencoded"],
+    ];
+    Promise.allSettled(calls.map(([target, body, type]) => fetch(target, {{
+      method: "POST", body: body, credentials: "include", headers: {{"Content-Type": type}}
+    }}))).then(() => {{ document.title = "done"; }});
+    </script>"""
+    pages = {
+        "/approve.html": auto_submit(
+            f"{url}/ui/plans/{PLAN_ID}/approve",
+            {"comment": "lgtm", "validation": validation, "csrf": "guessed"},
+        ),
+        "/rollback.html": auto_submit(f"{url}/ui/plans/{applied}/rollback", {"force": "true"}),
+        "/fetches.html": fetches,
+    }
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        sign_in(page, service, Role.APPROVER)
+        with attacker_site(pages) as evil:
+            assert evil.split(":")[-1] != url.split(":")[-1]  # same host, another port
+            for name in ("/approve.html", "/rollback.html"):
+                with page.expect_response(
+                    lambda r: r.url.startswith(url) and r.request.method == "POST"
+                ) as answered:
+                    page.goto(evil + name)
+                assert answered.value.status == 403, answered.value.status_text
+                assert "another origin" in answered.value.text()
+            page.goto(evil + "/fetches.html")
+            expect(page).to_have_title("done")
+        # Nothing was approved or rolled back, and the audit log has no such event.
+        record = ws.get(PLAN_ID)
+        assert record.status == "validated" and record.decisions == []
+        assert ws.get(applied).status == "applied"
+        assert (service.root / "projects/Rivera-v-Coastal-Freight-2024/note.md").is_file()
+        kinds = {e["kind"] for e in ws.audit_events(PLAN_ID) + ws.audit_events(applied)}
+        assert not kinds & {"approved", "rejected", "rolled_back"}, kinds
+        # The approver is still signed in and can still approve from the page itself.
+        page.goto(f"{url}/ui/plans/{PLAN_ID}")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_test_id("status")).to_have_text("Approved")
+    finally:
+        context.close()
+
+
+def test_another_origin_cannot_sign_the_browser_in_as_someone_else(
+    browser: Browser, service: Service
+) -> None:
+    """F2 (login CSRF): a page of another origin posts the sign-in form with the attacker's own
+    token, so that the victim would work (and type comments) as the attacker. Refused."""
+    _id, mallory = create_token(service.ws, "mallory", Role.AGENT)
+    page_html = auto_submit(f"{service.url}/ui/sign-in", {"token": mallory, "next": "/ui/"})
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        with attacker_site({"/login.html": page_html}) as evil:
+            with page.expect_response(
+                lambda r: r.url.startswith(service.url) and r.request.method == "POST"
+            ) as answered:
+                page.goto(evil + "/login.html")
+            assert answered.value.status == 403
+            assert not [c for c in context.cookies() if c["name"].endswith("airlock_session")]
+            page.goto(service.url + "/ui/")
+            expect(page).to_have_url(re.compile(r"/ui/sign-in\?next="))
+            # Signed in as herself, the approver stays herself.
+            sign_in(page, service, Role.APPROVER)
+            with page.expect_response(
+                lambda r: r.url.startswith(service.url) and r.request.method == "POST"
+            ) as answered:
+                page.goto(evil + "/login.html")
+            assert answered.value.status == 403
+        page.goto(service.url + "/ui/")
+        expect(page.locator(".me-name")).to_contain_text("jane-approver")
+    finally:
+        context.close()
+
+
+def test_a_plan_checked_again_after_the_page_loaded_is_not_approved_unseen(
+    browser: Browser, service: Service, tmp_path: Path
+) -> None:
+    """F3: the approver loads the plan; the agent changes a file the plan deletes and validates
+    again; the approver's click must not approve the new report she never saw."""
+    ws = service.ws
+    shown = ws.get(PLAN_ID).validation_id
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        sign_in(page, service, Role.APPROVER)
+        page.goto(f"{service.url}/ui/plans/{PLAN_ID}")
+        expect(page.get_by_role("button", name="Approve")).to_be_visible()
+
+        (service.root / CASE / "Thumbs.db").write_bytes(b"not scanner junk any more\n" * 1000)
+        newer = ws.validate(PLAN_ID, actor="paralegal-agent")
+        assert newer.status == "validated" and newer.validation_id != shown
+
+        page.get_by_label("Comment").fill("Checked the deletions: scanner junk.")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_role("alert")).to_contain_text("the plan changed since you looked")
+        shoot(page, tmp_path, "laptop-changed-since-you-looked", full_page=False)
+        record = ws.get(PLAN_ID)
+        assert record.status == "validated" and record.decisions == []
+        assert "approved" not in {e["kind"] for e in ws.audit_events(PLAN_ID)}
+
+        # Reloaded, she sees the new report and may approve that one.
+        page.goto(f"{service.url}/ui/plans/{PLAN_ID}")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_test_id("status")).to_have_text("Approved")
+        approved = [e for e in ws.audit_events(PLAN_ID) if e["kind"] == "approved"]
+        assert [e["payload"]["validation"] for e in approved] == [newer.validation_id]
     finally:
         context.close()

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from airlock import audit
 from airlock import plan as plan_module
 from airlock.errors import AirlockError, InputError, IntegrityError
 from airlock.records import PlanRecord
@@ -274,11 +275,17 @@ def plan_validate(
 
 
 def _decide(
-    kind: str, plan_id: str, workspace: Path | None, actor: str, comment: str, as_json: bool
+    kind: str,
+    plan_id: str,
+    workspace: Path | None,
+    actor: str,
+    comment: str,
+    as_json: bool,
+    validation: int | None = None,
 ) -> None:
     with _open(workspace, as_json) as ws, _guard(as_json):
         method = ws.approve if kind == "approve" else ws.reject
-        record = method(plan_id, actor=actor, comment=comment)
+        record = method(plan_id, actor=actor, comment=comment, validation_id=validation)
         _emit(
             as_json,
             {
@@ -293,16 +300,27 @@ def _decide(
         )
 
 
+ValidationOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--validation",
+        help="The validation id you reviewed (`plan show --json`: validation_id); refused if "
+        "the plan was checked again since.",
+    ),
+]
+
+
 @plan_app.command("approve")
 def plan_approve(
     plan_id: PlanId,
     actor: Annotated[str, typer.Option("--actor", help="Who approves (must not be the author).")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
+    validation: ValidationOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a validated plan; the approval is bound to its digest and that validation."""
-    _decide("approve", plan_id, workspace, actor, comment, as_json)
+    _decide("approve", plan_id, workspace, actor, comment, as_json, validation)
 
 
 @plan_app.command("reject")
@@ -310,11 +328,12 @@ def plan_reject(
     plan_id: PlanId,
     actor: Annotated[str, typer.Option("--actor", help="Who rejects.")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
+    validation: ValidationOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a validated plan; it can never be applied."""
-    _decide("reject", plan_id, workspace, actor, comment, as_json)
+    _decide("reject", plan_id, workspace, actor, comment, as_json, validation)
 
 
 @plan_app.command("apply")
@@ -339,10 +358,18 @@ def plan_apply(
                     f"[green]Applied plan {plan_id}: {result.operations_completed} operation(s).[/green] "
                     f"Undo with `airlock plan rollback {plan_id} --actor NAME`."
                 )
-            else:
+            elif not result.differs:
                 err.print(
                     f"[red]Plan {plan_id} failed; the workspace is unchanged.[/red]\n{result.error}"
                 )
+            else:
+                err.print(
+                    f"[red]Plan {plan_id} failed and was undone, but {len(result.differs)} "
+                    "path(s) are not as they were before it (someone else changed them "
+                    f"meanwhile):[/red]\n{result.error}"
+                )
+                for line in result.differs:
+                    err.print(Text(f"  {line}", style="yellow"))
 
         _emit(as_json, result.to_dict(), human)
         if not result.success:
@@ -489,21 +516,77 @@ def run(
 
 
 @app.command()
-def recover(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+def recover(
+    workspace: WorkspaceOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Only list unfinished transactions (what recovery would undo)."
+        ),
+    ] = False,
+    resolve: Annotated[
+        bool,
+        typer.Option(
+            "--resolve",
+            help="For an undo that keeps failing (a folder someone renamed or replaced with a "
+            "link): skip the steps that cannot be undone, finish the rest, close the "
+            "transaction and list every path not as it was before. Nothing is deleted; "
+            "kept-aside files stay in .airlock/trash/<transaction>.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Undo any apply or rollback a crashed process left half-done (exit 8 if one cannot be)."""
-    with _open(workspace, as_json) as ws:
-        done, failures = ws.recovered, ws.recovery_failures
+    with _guard(as_json):
+        if workspace is None:
+            raise_missing_workspace()
+        ws = Workspace(workspace, recover=False)
+    try:
+        with _guard(as_json):
+            if check:
+                unfinished = ws.unfinished()
+                _emit(
+                    as_json,
+                    {"unfinished": unfinished},
+                    lambda: out.print("\n".join(unfinished) or "Nothing to recover."),
+                )
+                if unfinished:
+                    raise typer.Exit(8)
+                return
+            done, failures = ws.recover(actor=_os_actor(), resolve=resolve), ws.recovery_failures
 
         def human() -> None:
             out.print(
                 "Nothing to recover." if not done else f"Recovered {len(done)} transaction(s)."
             )
+            for item in done:
+                for line in item.skipped:
+                    err.print(Text(f"skipped {line}", style="yellow"))
+                for line in item.differs:
+                    err.print(Text(f"not as before: {line}", style="yellow"))
             for failure in failures:
                 err.print(Text(f"could not recover: {failure}", style="red"))
+            if failures and not resolve:
+                err.print(
+                    "Fix the cause and run `airlock recover` again; if it cannot be fixed, "
+                    "`airlock recover --resolve` skips what cannot be undone (see --help)."
+                )
 
         _emit(as_json, {"recovered": [r.to_dict() for r in done], "failures": failures}, human)
         if failures:
             raise typer.Exit(8)
+    finally:
+        ws.close()
+
+
+def _os_actor() -> str:
+    """Who runs a local command: the operating-system account."""
+    import getpass
+
+    try:
+        return "os:" + getpass.getuser()
+    except (KeyError, OSError):
+        return f"os:uid-{os.getuid()}"
 
 
 @app.command()
@@ -527,23 +610,81 @@ def gc(
 
 
 @audit_app.command("verify")
-def audit_verify(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Check the audit chain: any edited, deleted or reordered event is reported (exit 9)."""
+def audit_verify(
+    workspace: WorkspaceOpt = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="A head hash kept elsewhere (printed by an earlier verify): refuse unless it "
+            "is the hash of an event in the chain; says how many events came after it.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the audit chain, its signatures and head record, and the plans and decisions
+    against it: any edited, forged, deleted, cut-off or reordered event is reported (exit 9)."""
     with _open(workspace, as_json) as ws, _guard(as_json):
-        report = ws.audit_verify()
+        report = ws.audit_verify(expect_head=expect_head)
 
         def human() -> None:
+            for warning in report.warnings:
+                err.print(Text(warning, style="yellow"))
+            for problem in report.problems:
+                err.print(Text(problem, style="red"))
             if report.ok:
                 out.print(
                     f"[green]Audit chain verifies: {report.events} event(s).[/green] Head: {report.head}"
                 )
-            else:
-                for problem in report.problems:
-                    err.print(f"[red]{problem}[/red]")
+            signed = report.signatures.signed
+            old = report.signatures.unsigned_before_signing
+            out.print(
+                f"Signatures: {signed} event(s) signed with the audit key"
+                + (f", {old} from before signing was enabled." if old else ".")
+            )
+            if report.anchor is not None and report.anchor["events_after"] is not None:
+                out.print(
+                    f"Head record: event {report.anchor['seq']}, "
+                    f"{report.anchor['events_after']} event(s) after it."
+                )
+            expected = report.expected_head
+            if expected is not None and expected["seq"] is not None:
+                out.print(
+                    f"Expected head: event {expected['seq']}; "
+                    f"{expected['events_after']} event(s) came after it."
+                )
 
         _emit(as_json, report.to_dict(), human)
         if not report.ok:
-            raise IntegrityError(f"the audit chain is broken ({len(report.problems)} problem(s))")
+            if as_json:  # the report says what is wrong; one JSON document on stdout
+                raise typer.Exit(IntegrityError.exit_code)
+            raise IntegrityError(
+                f"the audit log does not verify ({len(report.problems)} problem(s))",
+                hint="see docs/operating.md, 'The audit log', for what each problem means",
+            )
+
+
+@audit_app.command("anchor")
+def audit_anchor(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-anchor the head record at the chain's newest event, on purpose: after restoring a
+    backup of the database alone, once the events it lost are accounted for. Prints the old head."""
+    with _open(workspace, as_json) as ws, _guard(as_json):
+        old, new = ws.audit_reanchor()
+        before: dict[str, Any] | str | None = None
+        if isinstance(old, audit.Head):
+            before = {"seq": old.seq, "hash": old.hash}
+        elif old is not None:
+            before = old.message
+
+        def human() -> None:
+            if isinstance(before, dict):
+                out.print(f"The head record said: event {before['seq']}, {before['hash']}")
+            elif before:
+                err.print(Text(f"The head record was unreadable: {before}", style="yellow"))
+            out.print(f"Anchored at event {new.seq}: {new.hash}")
+
+        _emit(as_json, {"previous": before, "head": {"seq": new.seq, "hash": new.hash}}, human)
 
 
 @audit_app.command("log")
@@ -670,6 +811,22 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8124).")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name the service answers besides localhost, 127.0.0.1, [::1] and the "
+            "bind address (e.g. the name a proxy forwards); repeat for several. Replaces the "
+            "allowed_hosts setting.",
+        ),
+    ] = None,
+    docs: Annotated[
+        bool | None,
+        typer.Option(
+            "--docs/--no-docs",
+            help="Serve Swagger UI at /docs (loads it from a CDN; off by default).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", envvar="AIRLOCK_CONFIG", help="A TOML settings file.")
     ] = None,
@@ -684,7 +841,13 @@ def serve(
     from airlock.tokens import any_active_token
 
     with _guard(as_json):
-        settings = load_settings(config).with_overrides(workspace=workspace, host=host, port=port)
+        settings = load_settings(config).with_overrides(
+            workspace=workspace,
+            host=host,
+            port=port,
+            allowed_hosts=tuple(allowed_host) if allowed_host else None,
+            docs=docs,
+        )
         if workspace is None and "AIRLOCK_WORKSPACE" not in os.environ and config is None:
             raise_missing_workspace()
         ws = Workspace(settings.workspace, database_url=settings.database_url)

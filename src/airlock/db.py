@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from airlock.errors import AirlockError, BusyError, StorageError, storage_error
 
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 """The newest Alembic revision in migrations/versions (a test keeps the two equal)."""
 
 
@@ -113,6 +113,8 @@ class AuditRow(Base):
     """Canonical JSON, stored as text so the bytes that were hashed are the bytes kept."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128), default=None)
+    """HMAC-SHA256 of ``hash`` under the audit key kept outside the database (see audit.py)."""
 
 
 class TokenRow(Base):
@@ -125,6 +127,20 @@ class TokenRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class WebSessionRow(Base):
+    """A signed-in review page: its own secret (only the SHA-256 kept), revocable, expiring."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("tokens.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    """The token the page's forms carry: bound to this session."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 

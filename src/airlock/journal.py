@@ -33,7 +33,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from airlock.errors import AirlockError, StorageError, UnsafePathError, storage_error
 from airlock.paths import STATE_DIR, RelPath, render
@@ -141,7 +141,10 @@ class Cursor:
         return int.from_bytes(data[:8], "little") if len(data) >= 8 else 0
 
     def set(self, value: int) -> None:
-        os.pwrite(self._fd, value.to_bytes(8, "little"), 0)
+        try:
+            os.pwrite(self._fd, value.to_bytes(8, "little"), 0)
+        except OSError as exc:  # EIO, or ENOSPC on the first write of a new cursor
+            raise storage_error(exc, "update the journal cursor", str(self.path)) from exc
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -188,19 +191,36 @@ def run_steps(
     """Run every step in order; on any failure undo what ran, then raise StepFailed."""
     total = len(steps)
     for index, step in enumerate(steps):
-        cursor.set(index + 1)
+        try:
+            cursor.set(index + 1)
+        except StorageError as exc:  # EIO, or ENOSPC on a new cursor: step ``index`` never ran
+            _fail(storage, steps, index, index, cursor, exc)
         hook(index)
         try:
             _do(storage, step, content)
         except (OSError, AirlockError) as exc:
             happened = index + 1 if _may_be_half_done(step, exc) else index
-            # Say so before undoing: a crash during the undo must not "undo" a step that never
-            # happened (and remove what someone else put in its way).
-            cursor.set(happened)
-            undo_steps(storage, steps, happened, cursor)
-            raise StepFailed(index, step, exc) from exc
+            _fail(storage, steps, index, happened, cursor, exc)
         if progress is not None and (index % 256 == 0 or index + 1 == total):
             progress(index + 1, total)
+
+
+def _fail(
+    storage: Storage,
+    steps: list[Step],
+    index: int,
+    happened: int,
+    cursor: Cursor,
+    exc: OSError | AirlockError,
+) -> NoReturn:
+    """Step ``index`` failed (or could not start): undo the ``happened`` steps, raise."""
+    # Say so before undoing: a crash during the undo must not "undo" a step that never
+    # happened (and remove what someone else put in its way). A cursor that cannot be
+    # written is no reason to leave the steps that ran in place: undo them regardless.
+    with contextlib.suppress(StorageError):
+        cursor.set(happened)
+    undo_steps(storage, steps, happened, cursor)
+    raise StepFailed(index, steps[index], exc) from exc
 
 
 def _may_be_half_done(step: Step, exc: BaseException) -> bool:
@@ -260,19 +280,36 @@ def _copy_tree(storage: Storage, source: RelPath, destination: RelPath) -> None:
             ) from exc
 
 
-def undo_steps(storage: Storage, steps: list[Step], started: int, cursor: Cursor) -> None:
-    """Undo steps ``started - 1`` down to 0, each only if the tree shows it happened."""
+def undo_steps(
+    storage: Storage,
+    steps: list[Step],
+    started: int,
+    cursor: Cursor,
+    skipped: list[str] | None = None,
+) -> None:
+    """Undo steps ``started - 1`` down to 0, each only if the tree shows it happened.
+
+    An undo that fails raises, unless ``skipped`` is given (an operator resolving a transaction
+    nothing else can finish): then the failure is listed there and the undo goes on.
+    """
     for index in range(started - 1, -1, -1):
         try:
             _undo(storage, steps[index])
         except (OSError, AirlockError) as exc:
             text = exc.message if isinstance(exc, AirlockError) else str(exc)
+            if skipped is not None:
+                skipped.append(f"step {index} ({steps[index].describe()}): {text}")
+                continue
             raise StorageError(
                 f"could not undo step {index} ({steps[index].describe()}): {text}",
                 hint="fix the cause (space, permissions, a read-only mount), then run "
-                "`airlock recover`: it finishes the undo from where it stopped",
+                "`airlock recover`: it finishes the undo from where it stopped (`airlock "
+                "recover --resolve` skips what cannot be undone, when nothing else can)",
             ) from exc
-        cursor.set(index)
+        # If the cursor cannot be written, it stays higher than the truth: a later recovery
+        # then re-runs undos that already happened, and each does nothing (it looks first).
+        with contextlib.suppress(StorageError):
+            cursor.set(index)
 
 
 def _undo(storage: Storage, step: Step) -> None:

@@ -106,6 +106,8 @@ def is_within(path: RelPath, base: RelPath) -> bool:
 
 def fold(name: str) -> str:
     """The key two names collide on: same after Unicode compatibility normalisation and casefold."""
+    if name.isascii():  # the same result, sooner: NFKC leaves ASCII as it is, casefold lowers it
+        return name.lower()
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 

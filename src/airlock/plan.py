@@ -183,9 +183,8 @@ class Plan(BaseModel):
 
     @field_validator("scope")
     @classmethod
-    def _scope_not_state(cls, value: str) -> str:
-        if paths.parse(value)[0] == paths.STATE_DIR:
-            raise ValueError(f"'{paths.STATE_DIR}' is Airlock's own state; no plan may touch it")
+    def _scope_is_a_path(cls, value: str) -> str:
+        paths.parse(value, "scope")  # refuses '.airlock' at any depth, like every other path
         return value
 
     @property
@@ -227,6 +226,10 @@ def parse_plan(data: object) -> Plan:
 
 def new_plan_id() -> str:
     return "pl_" + secrets.token_hex(8)
+
+
+PLAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+"""What :func:`check_plan_id` accepts, as a regular expression (for the OpenAPI document)."""
 
 
 def check_plan_id(plan_id: str) -> str:

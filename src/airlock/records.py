@@ -37,6 +37,7 @@ class PlanRecord:
                 op.model_dump(mode="json", exclude_none=True) for op in self.plan.operations
             ],
             "validation": self.validation.model_dump(mode="json") if self.validation else None,
+            "validation_id": self.validation_id,
             "decisions": self.decisions,
         }
 
@@ -49,6 +50,9 @@ class ApplyResult:
     operations_failed: int
     transaction_id: str | None
     error: str | None = None
+    differs: list[str] = field(default_factory=list)
+    """After a failed apply's undo: paths that are not as they were before it (someone else
+    changed them meanwhile). Empty: the workspace is exactly as before."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class ApplyResult:
             "operations_failed": self.operations_failed,
             "transaction_id": self.transaction_id,
             "error": self.error,
+            "differs": self.differs,
         }
 
 
@@ -67,6 +72,10 @@ class Recovered:
     plan_id: str
     kind: str
     steps_undone: int
+    differs: list[str] = field(default_factory=list)
+    """Paths not as they were before the transaction after its undo (see ApplyResult)."""
+    skipped: list[str] = field(default_factory=list)
+    """Undo steps `airlock recover --resolve` could not run and left out."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()

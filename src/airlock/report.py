@@ -6,6 +6,7 @@ them, the service and web page may reuse them.
 
 from __future__ import annotations
 
+from airlock.names import escaped, misleading
 from airlock.validate import Change, Validation
 
 SYMBOLS = {
@@ -33,8 +34,17 @@ def _scope_relative(path: str, scope: str) -> str:
 
 
 def change_line(change: Change, scope: str) -> str:
-    path = _scope_relative(change.path, scope)
-    source = _scope_relative(change.source, scope) if change.source else ""
+    """One change as a line; a name that could be misread is shown escaped, and said so."""
+    line = _change_line(change, scope)
+    reasons = misleading(change.path) + misleading(change.source or "")
+    if reasons:
+        line += f"   (!) shown escaped: {', '.join(dict.fromkeys(reasons))}"
+    return line
+
+
+def _change_line(change: Change, scope: str) -> str:
+    path = escaped(_scope_relative(change.path, scope))
+    source = escaped(_scope_relative(change.source, scope)) if change.source else ""
     symbol = SYMBOLS[change.action]
     replaced = " (replaces existing, kept aside)" if change.replaces else ""
     if change.action == "mkdir":
@@ -92,10 +102,10 @@ def report_lines(
     if validation.changes:
         lines.append("")
     for issue in validation.errors:
-        lines.append(f"error: {issue.message}")
+        lines.append(f"error: {escaped(issue.message)}")
     for issue in validation.warnings:
         where = f"operation {issue.op + 1}: " if issue.op is not None else ""
-        lines.append(f"warning: {where}{issue.message}")
+        lines.append(f"warning: {where}{escaped(issue.message)}")
     if validation.errors or validation.warnings:
         lines.append("")
     if validation.valid:

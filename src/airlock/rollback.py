@@ -133,3 +133,40 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
         if storage.stat(_split(text)) is not None:
             conflicts.append(Conflict(text, "something new stands where the rollback restores"))
     return conflicts
+
+
+def missing_kept_aside(storage: Storage, changes: list[Change], trash: RelPath) -> list[str]:
+    """Kept-aside entries a rollback must put back that are gone or incomplete.
+
+    Change ``n`` that deleted or replaced an entry kept it aside as ``trash/n``. A folder is
+    counted (files and bytes) against what validation saw, so a purge cut short (``airlock gc``
+    killed part-way) or a hand-emptied trash is found before anything is restored.
+    """
+    missing: list[str] = []
+    for n, change in enumerate(changes):
+        if change.action != "delete" and not change.replaces:
+            continue
+        aside = (*trash, str(n))
+        entry = storage.stat(aside)
+        if entry is None:
+            missing.append(f"{change.path}: its kept-aside copy {render(aside)!r} is gone")
+            continue
+        if change.action != "delete" or change.kind != "dir":
+            if change.action == "delete" and change.kind == "file" and entry.size != change.size:
+                missing.append(
+                    f"{change.path}: its kept-aside copy holds {entry.size} bytes, not "
+                    f"the {change.size} it was deleted with"
+                )
+            continue
+        files = total = 0
+        for _inner, inner_entry in storage.walk(aside):
+            if inner_entry.kind is Kind.FILE:
+                files += 1
+                total += inner_entry.size
+        if total != change.size or (change.files is not None and files != change.files):
+            was = f"{change.files} file(s), " if change.files is not None else ""
+            missing.append(
+                f"{change.path}: its kept-aside folder holds {files} file(s), {total} bytes; "
+                f"the plan removed {was}{change.size} bytes"
+            )
+    return missing

@@ -39,7 +39,7 @@ from airlock.errors import (
     NotPermittedError,
     SandboxUnavailableError,
 )
-from airlock.paths import STATE_DIR, RelPath
+from airlock.paths import RelPath
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox, seccomp
 from airlock.sandbox.base import MAX_TIMEOUT, Limits, ReadArea, Request
@@ -303,11 +303,7 @@ def _untouched(upper: Path) -> bool:
 
 
 def _check_scope(ws: Workspace, scope: str) -> RelPath:
-    scope_path = paths.parse(scope, "scope")
-    if scope_path[0] == STATE_DIR:
-        raise NotPermittedError(
-            f"scope {scope!r} is Airlock's own state", hint="pick a case folder"
-        )
+    scope_path = paths.parse(scope, "scope")  # refuses '.airlock' at any depth
     problem = ws.policy.scope_problem(scope_path)
     if problem is not None:
         raise NotPermittedError(problem, hint="run over a case folder such as projects/<case>")

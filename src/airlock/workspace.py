@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from airlock import audit, journal
+from airlock import audit, audit_anchor, journal
 from airlock.content import ContentStore
 from airlock.db import (
     DecisionRow,
@@ -55,7 +55,7 @@ from airlock.paths import STATE_DIR, RelPath
 from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.records import ApplyResult, PlanRecord, Recovered
-from airlock.rollback import Conflict, find_conflicts
+from airlock.rollback import Conflict, find_conflicts, missing_kept_aside
 from airlock.storage import Storage
 from airlock.storage.local import LocalStorage
 from airlock.validate import Change, Validation, stale_paths, validate
@@ -142,9 +142,21 @@ class Workspace:
         except OperationalError as exc:
             self.close()
             raise database_error(exc, self.state_dir) from exc
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(read_only=True), expire_on_commit=False
+        )
+        try:
+            with self.read_session() as session:
+                self.audit_anchor = audit_anchor.Anchor.open(self.state_dir, session)
+                """The audit key and head record, outside the database (see that module)."""
+        except OperationalError as exc:
+            self.close()
+            raise database_error(exc, self.state_dir) from exc
+        except BaseException:
+            self.close()
+            raise
+        self._sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={audit.KEY_INFO: self.audit_anchor.key}
         )
         self.recovery_failures: list[str] = []
         self.gc_kept: list[str] = []
@@ -182,12 +194,19 @@ class Workspace:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A database transaction (committed when the block ends) for modules built on this one."""
+        """A database transaction (committed when the block ends) for modules built on this one.
+
+        Once it has committed, the audit events it appended are anchored in the head record
+        (after the commit, never before: a crash in between leaves the head behind, not ahead).
+        """
         try:
             with self._sessions.begin() as session:
                 yield session
         except OperationalError as exc:
             raise database_error(exc, self.state_dir) from exc
+        if session.info.get(audit.APPENDED_INFO):
+            with self.read_session() as reading:
+                self.audit_anchor.advance(reading)
 
     _session = session
 
@@ -297,13 +316,26 @@ class Workspace:
             session.flush()
             return self._record(session, row)
 
-    def approve(self, plan_id: str, *, actor: str, comment: str = "") -> PlanRecord:
-        return self._decide(plan_id, "approved", actor, comment)
+    def approve(
+        self, plan_id: str, *, actor: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        """Approve the plan's latest validation; with ``validation_id``, only if that is the one
+        the approver looked at (a newer report is refused: the plan changed since)."""
+        return self._decide(plan_id, "approved", actor, comment, validation_id)
 
-    def reject(self, plan_id: str, *, actor: str, comment: str = "") -> PlanRecord:
-        return self._decide(plan_id, "rejected", actor, comment)
+    def reject(
+        self, plan_id: str, *, actor: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        return self._decide(plan_id, "rejected", actor, comment, validation_id)
 
-    def _decide(self, plan_id: str, decision: str, actor: str, comment: str) -> PlanRecord:
+    def _decide(
+        self,
+        plan_id: str,
+        decision: str,
+        actor: str,
+        comment: str,
+        validation_id: int | None = None,
+    ) -> PlanRecord:
         if not actor.strip():
             raise InputError(
                 "an approval or rejection needs the name of who decides", hint="pass --actor NAME"
@@ -312,6 +344,12 @@ class Workspace:
             row = self._row(session, plan_id)
             self._require(row, DECIDABLE, decision.removesuffix("d"))
             validation = self._latest_validation(session, plan_id)
+            if validation_id is not None and (validation is None or validation.id != validation_id):
+                raise PlanStateError(
+                    f"the plan changed since you looked; reload: plan {plan_id!r} was checked "
+                    f"again after the report you reviewed (validation {validation_id})",
+                    hint="reload the plan, review its new report, and decide again",
+                )
             if validation is None or not validation.valid or validation.digest != row.digest:
                 raise PlanStateError(
                     f"plan {plan_id!r} has no valid validation of its current content",
@@ -392,8 +430,9 @@ class Workspace:
                 self.storage.sync()
             except StepFailed as failure:
                 cursor.remove()
+                differs = self._undo_differs(raw_report)
                 try:
-                    self._finish_failed(plan_id, txn_id, actor, failure)
+                    self._finish_failed(plan_id, txn_id, actor, failure, differs)
                 except StorageError as exc:
                     raise StorageError(
                         f"{failure.message}; the workspace was restored to the state before the "
@@ -408,13 +447,14 @@ class Workspace:
                     operations_failed=len(raw_report["changes"]),
                     transaction_id=txn_id,
                     error=str(failure),
+                    differs=differs,
                 )
             except BaseException:
                 # Undo could not finish (the filesystem refuses it): leave the journal running
                 # so `airlock recover` completes it once the cause is fixed.
                 cursor.close()
                 raise
-            with self._session() as session:
+            with self._recording(plan_id, "apply"), self._session() as session:
                 txn = session.get(TransactionRow, txn_id)
                 assert txn is not None
                 txn.status = "committed"
@@ -441,6 +481,49 @@ class Workspace:
             transaction_id=txn_id,
         )
 
+    @staticmethod
+    @contextmanager
+    def _recording(plan_id: str, kind: str) -> Iterator[None]:
+        """Around the commit that records a finished apply or rollback: every step has run and
+        is durable, so if recording fails, say that (not "unchanged") and what happens next."""
+        try:
+            yield
+        except StorageError as exc:
+            after = (
+                "restoring the state before the plan; then apply it again"
+                if kind == "apply"
+                else "so the plan stays applied; then roll it back again"
+            )
+            raise StorageError(
+                f"every change of the {kind} of plan {plan_id!r} was made on disk, but recording "
+                f"the {kind} failed: {exc.message}. The {kind} is left unfinished: `airlock "
+                "recover --check` and the service's /health report it, and its scope refuses "
+                "other applies until it is recovered",
+                hint=f"{exc.hint}; once that is fixed, `airlock recover` (also run when the "
+                f"service starts) undoes the {kind}, {after}",
+                errno=exc.errno,
+            ) from exc
+
+    def unfinished(self) -> list[str]:
+        """Transactions left running by a process that is gone (their scope is not locked): what
+        `airlock recover` will undo. A transaction a live process is running is not listed."""
+        with self.read_session() as session:
+            running = list(
+                session.scalars(select(TransactionRow).where(TransactionRow.status == "running"))
+            )
+        found = []
+        for txn in running:
+            try:
+                with scope_lock(self.state_dir / "locks", tuple(txn.scope.split("/")), timeout=0):
+                    pass
+            except BusyError:
+                continue  # a live apply or rollback holds the scope
+            found.append(
+                f"the {txn.kind} {txn.id} of plan {txn.plan_id} (scope {txn.scope}) is "
+                "unfinished; `airlock recover` undoes it"
+            )
+        return found
+
     def check_applyable(self, plan_id: str) -> None:
         """Raise the error ``apply`` would raise now (status, approval, staleness), if any.
 
@@ -452,7 +535,17 @@ class Workspace:
         self._refuse_if_stale(plan_id, raw_report)
 
     def _refuse_if_stale(self, plan_id: str, report: dict[str, Any]) -> None:
-        stale = stale_paths(report["preconditions"], self.storage)
+        contents = report.get("folder_contents")
+        if contents is None and any(
+            c["kind"] == "dir" and c["action"] != "mkdir" for c in report["changes"]
+        ):
+            raise StalePlanError(
+                f"plan {plan_id!r} was validated by an older Airlock that did not record what its "
+                "folders hold, so its approval cannot be checked against them",
+                hint=f"run `airlock plan validate {plan_id}`, review the new report "
+                "(and approve it again if it needs approval), then apply",
+            )
+        stale = stale_paths(report["preconditions"], self.storage, contents)
         if stale:
             raise StalePlanError(
                 f"plan {plan_id!r} is stale: {len(stale)} path(s) changed since it was validated",
@@ -472,6 +565,20 @@ class Workspace:
                 hint=f"run `airlock plan validate {row.id}` first",
             )
         report: dict[str, Any] = validation.report
+        if not audit.vouches(
+            session,
+            self.audit_anchor.key,
+            "validated",
+            row.id,
+            payload={"valid": report["valid"], "needs_approval": report["needs_approval"]},
+            latest=True,
+        ):
+            raise NotPermittedError(
+                f"the validation of plan {row.id!r} is not the one the audit log recorded; "
+                "it may have been forged",
+                hint=f"run `airlock audit verify`, then `airlock plan validate {row.id}` and "
+                "review the new report",
+            )
         if not report["valid"]:
             raise PlanInvalidError(
                 f"plan {row.id!r} did not pass validation",
@@ -496,9 +603,44 @@ class Workspace:
                     hint=f"an approver runs `airlock plan approve {row.id} --actor NAME` after "
                     "reviewing its report",
                 )
+            if not audit.vouches(
+                session,
+                self.audit_anchor.key,
+                "approved",
+                row.id,
+                actor=decision.actor,
+                payload={"validation": decision.validation_id, "digest": decision.digest},
+            ):
+                raise NotPermittedError(
+                    f"the approval of plan {row.id!r} is not in the audit log; it may have been "
+                    "forged",
+                    hint="run `airlock audit verify`; a person must approve the plan again",
+                )
         return report
 
-    def _finish_failed(self, plan_id: str, txn_id: str, actor: str, failure: StepFailed) -> None:
+    def _undo_differs(self, report: dict[str, Any]) -> list[str]:
+        """After an apply was undone: the validated paths that are not as they were before it.
+        Only another writer acting during the apply (outside Airlock's promise) leaves any; the
+        report must then say which, never "unchanged"."""
+        return stale_paths(
+            report["preconditions"],
+            self.storage,
+            report.get("folder_contents"),
+            after_undo=True,
+        )
+
+    @staticmethod
+    def _undo_outcome(kind: str, differs: list[str]) -> str:
+        if not differs:
+            return f"restored to the state before the {kind}"
+        return (
+            f"undone, but {len(differs)} path(s) are not as they were before the {kind} "
+            "(changed by someone else meanwhile): " + "; ".join(differs[:5])
+        )
+
+    def _finish_failed(
+        self, plan_id: str, txn_id: str, actor: str, failure: StepFailed, differs: list[str]
+    ) -> None:
         with self._session() as session:
             txn = session.get(TransactionRow, txn_id)
             assert txn is not None
@@ -506,13 +648,23 @@ class Workspace:
             txn.error = str(failure)
             txn.finished_at = utcnow()
             row = self._row(session, plan_id)
-            self._set_status(row, "failed", reason=str(failure))
+            reason = (
+                str(failure)
+                if not differs
+                else f"{failure}; {self._undo_outcome('apply', differs)}"
+            )
+            self._set_status(row, "failed", reason=reason)
             audit.append(
                 session,
                 "failed",
                 actor,
                 plan_id,
-                {"transaction": txn_id, "error": str(failure), "workspace": "unchanged"},
+                {
+                    "transaction": txn_id,
+                    "error": str(failure),
+                    "workspace": "unchanged" if not differs else "restored except the paths listed",
+                    **({"differs": differs[:1000]} if differs else {}),
+                },
             )
 
     # --- rollback -------------------------------------------------------------------------------
@@ -532,7 +684,20 @@ class Workspace:
         with self.read_session() as session:
             _row, txn, changes = self._applied(session, plan_id)
             later = self._later_plan_conflicts(session, txn, changes)
+        self._refuse_incomplete_trash(plan_id, txn.id, changes)
         return self._refuse_rollback(plan_id, later, find_conflicts(self.storage, changes), force)
+
+    def _refuse_incomplete_trash(self, plan_id: str, txn_id: str, changes: list[Change]) -> None:
+        missing = missing_kept_aside(self.storage, changes, journal.trash_dir(txn_id))
+        if missing:
+            raise RollbackConflictError(
+                f"plan {plan_id!r} cannot be rolled back: {len(missing)} of the files it kept "
+                "aside are gone or incomplete, so the rollback could not restore them",
+                hint=f"they may have been removed by an interrupted `airlock gc` or by hand; "
+                f"put them back into {STATE_DIR}/trash/{txn_id}/ from a backup, then retry. "
+                "--force does not override this",
+                details=missing[:50],
+            )
 
     @staticmethod
     def _refuse_rollback(
@@ -615,6 +780,7 @@ class Workspace:
             self._recover_scope(scope, actor)
             with self._session() as session:
                 row, applied_txn, changes = self._applied(session, plan_id)
+                self._refuse_incomplete_trash(plan_id, applied_txn.id, changes)
                 conflicts = self._refuse_rollback(
                     plan_id,
                     self._later_plan_conflicts(session, applied_txn, changes),
@@ -670,7 +836,7 @@ class Workspace:
             except BaseException:
                 cursor.close()
                 raise
-            with self._session() as session:
+            with self._recording(plan_id, "rollback"), self._session() as session:
                 txn = session.get(TransactionRow, txn_id)
                 assert txn is not None
                 txn.status, txn.finished_at = "committed", utcnow()
@@ -738,11 +904,14 @@ class Workspace:
 
     # --- recovery and housekeeping -----------------------------------------------------------
 
-    def recover(self, *, actor: str = "airlock") -> list[Recovered]:
+    def recover(self, *, actor: str = "airlock", resolve: bool = False) -> list[Recovered]:
         """Undo every transaction a crashed process left running (skips ones still alive).
 
         A transaction whose undo cannot finish (a read-only or full filesystem) is left running
         and listed in ``recovery_failures``; its scope refuses applies until it is recovered.
+        ``resolve`` (an operator's `airlock recover --resolve`, when the cause cannot be fixed):
+        skip the undo steps that fail, finish the rest, and close the transaction, listing what
+        was skipped and every path not as it was before; nothing is deleted.
         """
         with self._session() as session:
             running = list(
@@ -754,7 +923,7 @@ class Workspace:
             scope = tuple(txn.scope.split("/"))
             try:
                 with scope_lock(self.state_dir / "locks", scope, timeout=0):
-                    done.append(self._recover_one(txn.id, actor))
+                    done.append(self._recover_one(txn.id, actor, resolve))
             except BusyError:  # the scope is locked: a live process is applying, leave it
                 continue
             except AirlockError as exc:
@@ -782,7 +951,7 @@ class Workspace:
         for txn_id in running:
             self.recovered.append(self._recover_one(txn_id, actor))
 
-    def _recover_one(self, txn_id: str, actor: str) -> Recovered:
+    def _recover_one(self, txn_id: str, actor: str, resolve: bool = False) -> Recovered:
         with self._session() as session:
             txn = session.get(TransactionRow, txn_id)
             assert txn is not None
@@ -794,24 +963,32 @@ class Workspace:
         started = Cursor.read(path)
         started = 0 if started is None else min(started, len(steps))
         cursor = Cursor(path)
+        skipped: list[str] | None = [] if resolve else None
         with self.storage.batch():
-            journal.undo_steps(self.storage, steps, started, cursor)
+            journal.undo_steps(self.storage, steps, started, cursor, skipped)
         self.storage.sync()
+        differs: list[str] = []
+        if kind == "apply":  # a rollback's undo is checked by the next rollback's conflicts
+            with self.read_session() as session:
+                validation = self._latest_validation(session, plan_id)
+            if validation is not None:
+                differs = self._undo_differs(validation.report)
+        outcome = self._undo_outcome(kind, differs)
+        if skipped:
+            outcome = f"resolved by an operator, {len(skipped)} undo step(s) skipped; {outcome}"
         with self._session() as session:
             txn = session.get(TransactionRow, txn_id)
             assert txn is not None
             txn.status, txn.finished_at = "undone", utcnow()
-            txn.error = "interrupted; recovered to the state before it"
+            txn.error = f"interrupted; {outcome}"
             row = self._row(session, plan_id)
             if kind == "apply":
-                self._set_status(
-                    row,
-                    "failed",
-                    reason="apply was interrupted; workspace restored to the state before the plan",
-                )
+                self._set_status(row, "failed", reason=f"apply was interrupted; {outcome}")
             else:
                 self._set_status(
-                    row, "applied", reason="rollback was interrupted; plan is still applied"
+                    row,
+                    "applied",
+                    reason=f"rollback was interrupted; plan is still applied; {outcome}",
                 )
             audit.append(
                 session,
@@ -822,11 +999,13 @@ class Workspace:
                     "transaction": txn_id,
                     "kind": kind,
                     "steps_started": started,
-                    "result": "restored to the state before the " + kind,
+                    "result": outcome,
+                    **({"differs": differs[:1000]} if differs else {}),
+                    **({"skipped": skipped} if skipped else {}),
                 },
             )
         cursor.remove()
-        return Recovered(txn_id, plan_id, kind, started)
+        return Recovered(txn_id, plan_id, kind, started, differs, skipped or [])
 
     def gc(
         self,
@@ -872,7 +1051,8 @@ class Workspace:
                         f"inspect {self.state_dir / 'trash' / txn.id}"
                     )
                     continue
-                self.storage.remove_tree(trash)
+                # Recorded first: a purge cut short (killed, or a full disk) leaves a
+                # transaction marked purged, so no rollback runs over half its files.
                 with self._session() as session:
                     row = session.get(TransactionRow, txn.id)
                     assert row is not None
@@ -884,8 +1064,23 @@ class Workspace:
                         txn.plan_id,
                         {"transaction": txn.id, "older_than_days": days},
                     )
+                self.storage.remove_tree(trash)
             purged.append(txn.id)
+        self._finish_purges()
         return purged
+
+    def _finish_purges(self) -> None:
+        """Remove what an interrupted purge left in the trash of transactions marked purged."""
+        with self.read_session() as session:
+            done = list(
+                session.scalars(
+                    select(TransactionRow.id).where(TransactionRow.purged_at.is_not(None))
+                )
+            )
+        for txn_id in done:
+            trash = journal.trash_dir(txn_id)
+            if self.storage.stat(trash) is not None:
+                self.storage.remove_tree(trash)
 
     def _holds_anything(self, folder: RelPath) -> bool:
         try:
@@ -895,9 +1090,17 @@ class Workspace:
 
     # --- audit ----------------------------------------------------------------------------------
 
-    def audit_verify(self) -> audit.ChainReport:
+    def audit_verify(self, *, expect_head: str | None = None) -> audit.ChainReport:
+        """Check the chain, its signatures and head record, and the state tables against it;
+        with ``expect_head``, also that the chain holds that hash (one kept elsewhere)."""
         with self.read_session() as session:
-            return audit.verify(session)
+            return self.audit_anchor.verify(session, expect_head)
+
+    def audit_reanchor(self) -> tuple[audit.Head | AirlockError | None, audit.Head]:
+        """Re-anchor the head record at the chain's newest event, on purpose (after restoring a
+        backup of the database alone); returns what the head record said before, and the new."""
+        with self.read_session() as session:
+            return self.audit_anchor.reanchor(session)
 
     def audit_events(self, plan_id: str | None = None) -> list[dict[str, Any]]:
         with self.read_session() as session:

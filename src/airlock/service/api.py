@@ -12,9 +12,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from airlock.errors import NotFoundError
-from airlock.plan import Plan
-from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, WorkspaceDep
-from airlock.service.jobs import Job
+from airlock.plan import PLAN_ID_PATTERN, Plan
+from airlock.service.deps import (
+    ERROR_RESPONSES,
+    CallerDep,
+    JobIdPath,
+    JobsDep,
+    PlanIdPath,
+    WorkspaceDep,
+)
+from airlock.service.jobs import Job, Jobs
 from airlock.tokens import Role
 
 router = APIRouter(prefix="/api/v1", tags=["native"], responses=ERROR_RESPONSES)
@@ -22,6 +29,11 @@ router = APIRouter(prefix="/api/v1", tags=["native"], responses=ERROR_RESPONSES)
 
 class Decision(BaseModel):
     comment: str = Field("", max_length=10_000)
+    validation_id: int | None = Field(
+        None,
+        description="The validation you reviewed (the plan's `validation_id`). If the plan was "
+        "checked again since, the decision is refused: the plan changed since you looked.",
+    )
 
 
 class RollbackRequest(BaseModel):
@@ -51,7 +63,10 @@ def submit_plan(
     ws: WorkspaceDep,
     who: CallerDep,
     plan: Plan,
-    plan_id: Annotated[str | None, Query(max_length=100)] = None,
+    plan_id: Annotated[
+        str | None,
+        Query(max_length=100, json_schema_extra={"pattern": PLAN_ID_PATTERN}),
+    ] = None,
     validate: bool = True,
 ) -> PlanOut:
     who.require(Role.AGENT, "submit plans")
@@ -75,13 +90,13 @@ def list_plans(
 
 
 @router.get("/plans/{plan_id}", summary="A plan with its latest validation report and decisions")
-def show_plan(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> PlanOut:
+def show_plan(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> PlanOut:
     who.require(Role.AGENT, "read plans")
     return ws.get(plan_id).to_dict()
 
 
 @router.post("/plans/{plan_id}/validate", summary="Dry-run the plan against the workspace now")
-def validate_plan(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> PlanOut:
+def validate_plan(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> PlanOut:
     who.require(Role.AGENT, "validate plans")
     return ws.validate(plan_id, actor=who.name).to_dict()
 
@@ -92,33 +107,41 @@ def validate_plan(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> PlanOut:
 def approve_plan(
     ws: WorkspaceDep,
     who: CallerDep,
-    plan_id: str,
+    plan_id: PlanIdPath,
     decision: Annotated[Decision | None, Body()] = None,
 ) -> PlanOut:
     who.require(Role.APPROVER, "approve plans")
-    return ws.approve(plan_id, actor=who.name, comment=(decision or Decision()).comment).to_dict()
+    decision = decision or Decision()
+    return ws.approve(
+        plan_id, actor=who.name, comment=decision.comment, validation_id=decision.validation_id
+    ).to_dict()
 
 
 @router.post("/plans/{plan_id}/reject", summary="Reject (approvers only)")
 def reject_plan(
     ws: WorkspaceDep,
     who: CallerDep,
-    plan_id: str,
+    plan_id: PlanIdPath,
     decision: Annotated[Decision | None, Body()] = None,
 ) -> PlanOut:
     who.require(Role.APPROVER, "reject plans")
-    return ws.reject(plan_id, actor=who.name, comment=(decision or Decision()).comment).to_dict()
+    decision = decision or Decision()
+    return ws.reject(
+        plan_id, actor=who.name, comment=decision.comment, validation_id=decision.validation_id
+    ).to_dict()
 
 
 @router.post("/plans/{plan_id}/apply", status_code=202, summary="Start applying; follow the job")
-def apply_plan(ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: str) -> JobOut:
+def apply_plan(ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath) -> JobOut:
     who.require(Role.AGENT, "apply plans")
     ws.check_applyable(plan_id)
     return JobOut(**jobs.start(plan_id, "apply", who.name).to_dict())
 
 
 @router.get("/plans/{plan_id}/rollback-conflicts", summary="What a rollback would have to override")
-def rollback_conflicts(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> list[dict[str, str]]:
+def rollback_conflicts(
+    ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath
+) -> list[dict[str, str]]:
     who.require(Role.AGENT, "read plans")
     return [{"path": c.path, "reason": c.reason} for c in ws.rollback_conflicts(plan_id)]
 
@@ -130,7 +153,7 @@ def rollback_plan(
     ws: WorkspaceDep,
     jobs: JobsDep,
     who: CallerDep,
-    plan_id: str,
+    plan_id: PlanIdPath,
     request: Annotated[RollbackRequest | None, Body()] = None,
 ) -> JobOut:
     who.require(Role.APPROVER, "roll back plans")
@@ -139,7 +162,7 @@ def rollback_plan(
     return JobOut(**jobs.start(plan_id, "rollback", who.name, force=force).to_dict())
 
 
-def _job(jobs: JobsDep, job_id: str) -> Job:
+def _job(jobs: Jobs, job_id: str) -> Job:
     job = jobs.get(job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id!r}", hint="jobs are kept while the service runs")
@@ -147,7 +170,7 @@ def _job(jobs: JobsDep, job_id: str) -> Job:
 
 
 @router.get("/jobs/{job_id}", summary="An apply or rollback job's progress and result")
-def get_job(jobs: JobsDep, who: CallerDep, job_id: str) -> JobOut:
+def get_job(jobs: JobsDep, who: CallerDep, job_id: JobIdPath) -> JobOut:
     who.require(Role.AGENT, "read jobs")
     return JobOut(**_job(jobs, job_id).to_dict())
 
@@ -164,7 +187,7 @@ def get_job(jobs: JobsDep, who: CallerDep, job_id: str) -> JobOut:
         }
     },
 )
-async def job_events(jobs: JobsDep, who: CallerDep, job_id: str) -> StreamingResponse:
+async def job_events(jobs: JobsDep, who: CallerDep, job_id: JobIdPath) -> StreamingResponse:
     who.require(Role.AGENT, "read jobs")
     job = _job(jobs, job_id)
 

@@ -2,6 +2,9 @@
 
 Errors are translated once, here: every :class:`~airlock.errors.AirlockError` becomes its HTTP
 status with ``{"detail", "error", "hint", "details"}``; a client's mistake is never a 500.
+Before any route, :mod:`airlock.service.guards` refuses unknown Host headers and changes sent
+from other origins. ``OPTIONS`` answers 204 with the path's methods in ``Allow`` and offers no
+CORS; a wrong method gets 405 with the same ``Allow``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airlock.errors import AirlockError, AuthenticationError
+from airlock.service.guards import DefaultHeaders, HostGuard, OriginGuard, answered_hosts
 from airlock.service.jobs import Jobs
 from airlock.service.settings import Settings
 from airlock.workspace import Workspace
@@ -147,13 +152,27 @@ def encodable(value: Any) -> Any:
 
 _HTTP_ERRORS = {
     400: ("InputError", "send the body as JSON encoded in UTF-8"),
-    404: ("NotFoundError", "the API's routes are listed at /docs"),
-    405: ("InputError", "the API's routes and their methods are listed at /docs"),
+    404: ("NotFoundError", "the API's routes are listed in /openapi.json"),
+    405: ("InputError", "the API's routes and their methods are listed in /openapi.json"),
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, and OPTIONS (Starlette's own Allow
+    names only the first route that matched the path)."""
+    methods = {"OPTIONS"}
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
+
+
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
-    from airlock.service import api, runs, seed, web
+    from airlock.service import api, docs, runs, seed, web
 
     jobs = Jobs(ws, settings.apply_workers)
 
@@ -167,6 +186,8 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Let AI agents change real files safely: reviewed, all-or-nothing, audited, reversible plans.",
         lifespan=lifespan,
+        docs_url=None,  # see airlock.service.docs: off unless settings.docs
+        redoc_url=None,
     )
     app.state.ws = ws
     app.state.jobs = jobs
@@ -180,11 +201,20 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # the framework's own errors (no such route, an unreadable body) in the same shape
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allow = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers["Allow"] = allow
         kind, hint = _HTTP_ERRORS.get(exc.status_code, ("HTTPError", ""))
-        body = {"detail": str(exc.detail), "error": kind, "hint": hint, "details": []}
-        return JSONResponse(encodable(body), status_code=exc.status_code, headers=exc.headers)
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        body = {"detail": detail, "error": kind, "hint": hint, "details": []}
+        return JSONResponse(encodable(body), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -218,5 +248,10 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(runs.router)
     app.include_router(web.router)
+    if settings.docs:
+        docs.add_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(OriginGuard)
+    app.add_middleware(HostGuard, allowed=answered_hosts(settings))
+    app.add_middleware(DefaultHeaders)  # outermost: on the guards' refusals too
     return app

@@ -1,18 +1,30 @@
-"""Request dependencies shared by the doors: the workspace, the jobs, the caller."""
+"""Request dependencies shared by the doors: the workspace, the jobs, the caller.
+
+The APIs authenticate by bearer token only. The review page's session cookie is never accepted
+here: a browser sends cookies with requests that other pages start, a bearer token it does not.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from airlock.errors import AuthenticationError
-from airlock.service.jobs import Jobs
+from airlock.plan import PLAN_ID_PATTERN
+from airlock.service.jobs import JOB_ID_PATTERN, Jobs
 from airlock.tokens import Principal, authenticate
 from airlock.workspace import Workspace
 
-COOKIE = "airlock_token"
+BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="alk_<id>_<secret>",
+    scheme_name="bearer",
+    description="An Airlock API token (`airlock token create`); its role decides what it may do.",
+)
+"""Only documents the scheme in the OpenAPI document; :func:`caller` reads the header itself."""
 
 
 class ErrorOut(BaseModel):
@@ -51,8 +63,11 @@ def jobs(request: Request) -> Jobs:
     return found
 
 
-def caller(request: Request) -> Principal:
-    """The principal behind the request's bearer token (or the web page's sign-in cookie)."""
+def caller(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Principal:
+    """The principal behind the request's bearer token (cookies are never read)."""
     header = request.headers.get("authorization")
     token: str | None = None
     if header:
@@ -63,13 +78,11 @@ def caller(request: Request) -> Principal:
                 hint="send 'Authorization: Bearer <token>'",
             )
         token = value.strip()
-    else:
-        token = request.cookies.get(COOKIE)
     if not token:
         raise AuthenticationError(
             "no token was sent",
             hint="send 'Authorization: Bearer <token>'; an administrator creates one with "
-            "`airlock token create`",
+            "`airlock token create` (the review page's sign-in is not accepted here)",
         )
     principal = authenticate(workspace(request), token)
     if principal is None:
@@ -83,3 +96,22 @@ def caller(request: Request) -> Principal:
 WorkspaceDep = Annotated[Workspace, Depends(workspace)]
 JobsDep = Annotated[Jobs, Depends(jobs)]
 CallerDep = Annotated[Principal, Depends(caller)]
+
+
+# The ids in paths, described as the code checks them. Only documented, not enforced here: an
+# id outside the pattern gets the core's own 400 (or a 404), with its hint, not a bare 422.
+PlanIdPath = Annotated[
+    str,
+    Path(
+        description="The plan's id: 1-100 ASCII letters, digits, '-', '_' or '.', starting with "
+        "a letter or digit.",
+        json_schema_extra={"pattern": PLAN_ID_PATTERN, "minLength": 1, "maxLength": 100},
+    ),
+]
+JobIdPath = Annotated[
+    str,
+    Path(
+        description="The job's id, as the apply or rollback answered it.",
+        json_schema_extra={"pattern": JOB_ID_PATTERN},
+    ),
+]

@@ -21,6 +21,8 @@ from airlock.records import ApplyResult
 from airlock.workspace import Workspace
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
+JOB_ID_PATTERN = r"^job_[0-9a-f]{12}$"
+"""Every job's id: ``job_`` and 12 hex digits (see :meth:`Jobs.start`)."""
 
 
 @dataclass

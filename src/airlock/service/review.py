@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
+from airlock.audit import UNREADABLE
 from airlock.content import ContentStore
 from airlock.errors import AirlockError
 from airlock.paths import STATE_DIR, RelPath, render
@@ -140,15 +141,79 @@ class _Rec:
     replaces: bool = False
 
 
-def _subtree(state: dict[str, _Rec], path: str) -> list[str]:
-    prefix = path + "/"
-    return [key for key in state if key == path or key.startswith(prefix)]
+V = TypeVar("V")
 
 
-def _relocate(state: dict[str, _Rec], source: str, destination: str) -> dict[str, _Rec]:
+class _Entries(Generic[V]):
+    """Entries by scope-relative path, with an index of each folder's children, so that a folder's
+    subtree is found by walking it, not by scanning every entry: a plan of 50,000 changes that
+    moves and deletes folders is replayed in time proportional to its size."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, V] = {}
+        self._kids: dict[str, set[str]] = {}
+        """For a folder ("" for the scope), the names below it that are entries or lead to one."""
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.values
+
+    def __getitem__(self, path: str) -> V:
+        return self.values[path]
+
+    def get(self, path: str) -> V | None:
+        return self.values.get(path)
+
+    def __setitem__(self, path: str, value: V) -> None:
+        if path not in self.values:
+            child = path
+            while child:
+                parent, _, name = child.rpartition("/")
+                names = self._kids.get(parent)
+                if names is None:
+                    self._kids[parent] = {name}
+                elif name in names:
+                    break  # this folder, and so every one above it, is indexed already
+                else:
+                    names.add(name)
+                child = parent
+        self.values[path] = value
+
+    def setdefault(self, path: str, value: V) -> V:
+        if path not in self.values:
+            self[path] = value
+        return self.values[path]
+
+    def update(self, items: dict[str, V]) -> None:
+        for path, value in items.items():
+            self[path] = value
+
+    def pop(self, path: str) -> V:
+        value = self.values.pop(path)
+        while path and path not in self.values and not self._kids.get(path):
+            self._kids.pop(path, None)
+            parent, _, name = path.rpartition("/")
+            self._kids[parent].discard(name)
+            path = parent
+        return value
+
+    def subtree(self, path: str) -> list[str]:
+        """``path`` (if it is an entry) and every entry below it."""
+        found = [path] if path in self.values else []
+        pending = [path]
+        while pending:
+            here = pending.pop()
+            for name in self._kids.get(here, ()):
+                key = f"{here}/{name}" if here else name
+                if key in self.values:
+                    found.append(key)
+                pending.append(key)
+        return found
+
+
+def _relocate(state: _Entries[_Rec], source: str, destination: str) -> dict[str, _Rec]:
     """Pop ``source`` and everything below it; return them re-keyed under ``destination``."""
     moved = {}
-    for key in _subtree(state, source):
+    for key in state.subtree(source):
         moved[destination + key[len(source) :]] = state.pop(key)
     return moved
 
@@ -158,7 +223,7 @@ class _Replay:
 
     def __init__(self, listing: Iterable[Listed]) -> None:
         self.before: dict[str, Listed] = {}
-        self.state: dict[str, _Rec] = {}
+        self.state: _Entries[_Rec] = _Entries()
         for item in listing:
             self._add_before(item)
         self.gone: dict[str, Mark] = {}
@@ -182,7 +247,7 @@ class _Replay:
         return self.state[path]
 
     def _lose(self, path: str, why: Mark) -> None:
-        for key in _subtree(self.state, path):
+        for key in self.state.subtree(path):
             rec = self.state.pop(key)
             if rec.origin is not None:
                 self.gone.setdefault(rec.origin, why)
@@ -204,9 +269,10 @@ class _Replay:
                 self._existing(path, "file", None)
                 self._lose(path, "replaced")
             copies = {
-                path + key[len(source) :]: _Rec(rec.kind, rec.size, None, "new")
-                for key, rec in self.state.items()
-                if key == source or key.startswith(source + "/")
+                path + key[len(source) :]: _Rec(
+                    self.state[key].kind, self.state[key].size, None, "new"
+                )
+                for key in self.state.subtree(source)
             }
             copies[path] = _Rec(
                 change.kind, change.size if change.kind == "file" else None, None, "copied"
@@ -235,7 +301,9 @@ class _Replay:
             self._lose(path, "deleted")
 
     def trees(self) -> tuple[Node, Node]:
-        finals = {rec.origin: key for key, rec in self.state.items() if rec.origin is not None}
+        finals = {
+            rec.origin: key for key, rec in self.state.values.items() if rec.origin is not None
+        }
         before_items: dict[str, tuple[str, int | None, Mark, str, bool]] = {}
         for path, item in self.before.items():
             mark: Mark = "same"
@@ -250,7 +318,7 @@ class _Replay:
             before_items[path] = (item.kind, item.size, mark, note, False)
         after_items = {
             key: (rec.kind, rec.size, rec.how, rec.note, rec.replaces)
-            for key, rec in self.state.items()
+            for key, rec in self.state.values.items()
         }
         return _build(before_items), _build(after_items)
 
@@ -291,27 +359,30 @@ def _finish(node: Node) -> None:
 
 def _undo(listing: Sequence[Listed], changes: Sequence[Change], scope: str) -> list[Listed]:
     """Rebuild the scope as it was before ``changes`` from a listing made after them."""
-    state: dict[str, Listed] = {item.path: item for item in listing}
+    state: _Entries[Listed] = _Entries()
 
     def put(item: Listed) -> None:
         state[item.path] = item
+
+    for item in listing:
+        put(item)
 
     for change in reversed(changes):
         path = scope_relative(change.path, scope)
         source = scope_relative(change.source, scope) if change.source else ""
         size = change.size if change.kind == "file" else None
         if change.action in ("mkdir", "create"):
-            for key in [k for k in state if k == path or k.startswith(path + "/")]:
-                del state[key]
+            for key in state.subtree(path):
+                state.pop(key)
         elif change.action == "overwrite":
             put(Listed(path, "file", None))
         elif change.action == "copy":
-            for key in [k for k in state if k == path or k.startswith(path + "/")]:
-                del state[key]
+            for key in state.subtree(path):
+                state.pop(key)
             if change.replaces:
                 put(Listed(path, "file", None))
         elif change.action == "move":
-            moved = [k for k in state if k == path or k.startswith(path + "/")]
+            moved = state.subtree(path)
             if not moved:
                 put(Listed(source, change.kind, size))
             for key in moved:
@@ -321,7 +392,7 @@ def _undo(listing: Sequence[Listed], changes: Sequence[Change], scope: str) -> l
                 put(Listed(path, "file", None))
         else:  # delete
             put(Listed(path, change.kind, size))
-    return sorted(state.values(), key=lambda item: item.path.split("/"))
+    return sorted(state.values.values(), key=lambda item: item.path.split("/"))
 
 
 def build_trees(
@@ -492,6 +563,8 @@ EVENT_LABELS = {
 
 def event_summary(kind: str, payload: dict[str, object]) -> str:
     """One line saying what an audit event recorded."""
+    if set(payload) == {UNREADABLE}:
+        return "its recorded details are unreadable: the database was edited"
     if kind == "submitted":
         return f"{payload.get('operations', '?')} operation(s) in {payload.get('scope', '?')}"
     if kind == "validated":

@@ -18,9 +18,10 @@ from sqlalchemy import text
 
 from airlock import paths
 from airlock.errors import InputError, NotFoundError, UnsafePathError
+from airlock.plan import PLAN_ID_PATTERN
 from airlock.records import PlanRecord
 from airlock.report import change_line, summary_line
-from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, WorkspaceDep
+from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, PlanIdPath, WorkspaceDep
 from airlock.tokens import Role
 from airlock.workspace import Workspace
 
@@ -41,7 +42,11 @@ class SeedOperation(BaseModel):
 class SeedPlan(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    plan_id: str = Field("", description="Empty: the service assigns one.")
+    plan_id: str = Field(
+        "",
+        description="Empty: the service assigns one.",
+        json_schema_extra={"pattern": f"^$|{PLAN_ID_PATTERN}"},
+    )
     case_name: str = Field(description="The case folder: the plan's scope is projects/<case_name>.")
     description: str = ""
     operations: list[SeedOperation] = Field(min_length=1)
@@ -95,6 +100,11 @@ class Health(BaseModel):
         default_factory=list,
         description="Interrupted transactions whose undo could not finish (their scopes refuse "
         "applies until `airlock recover` succeeds).",
+    )
+    unfinished_transactions: list[str] = Field(
+        default_factory=list,
+        description="Applies or rollbacks left running by a process that is gone (e.g. one "
+        "that could not record its end on a full disk): `airlock recover` undoes them.",
     )
 
 
@@ -206,7 +216,7 @@ def seed_submit(ws: WorkspaceDep, who: CallerDep, body: SeedPlan) -> dict[str, A
 
 
 @router.post("/plans/{plan_id}/validate", summary="Validate a plan (seed contract)")
-def seed_validate(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> SeedValidation:
+def seed_validate(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> SeedValidation:
     who.require(Role.AGENT, "validate plans")
     record = ws.get(plan_id)
     if record.status in ("submitted", "invalid", "validated", "approved", "failed"):
@@ -234,19 +244,29 @@ def seed_validate(ws: WorkspaceDep, who: CallerDep, plan_id: str) -> SeedValidat
 def seed_approve(
     ws: WorkspaceDep,
     who: CallerDep,
-    plan_id: str,
+    plan_id: PlanIdPath,
     approved_by: Annotated[str | None, Query(max_length=200)] = None,
+    validation: Annotated[
+        int | None,
+        Query(
+            description="Airlock's addition: the id of the report reviewed (`validation_id` of "
+            "GET /api/v1/plans/{plan_id}); if the plan was checked again since, the approval "
+            "is refused (409)."
+        ),
+    ] = None,
 ) -> SeedApproval:
     who.require(Role.APPROVER, "approve plans")
     comment = f"approved_by={approved_by}" if approved_by and approved_by != who.name else ""
-    record = ws.approve(plan_id, actor=who.name, comment=comment)
+    record = ws.approve(plan_id, actor=who.name, comment=comment, validation_id=validation)
     return SeedApproval(status=record.status, plan_id=record.id)
 
 
 @router.post(
     "/plans/{plan_id}/apply", summary="Apply a plan and wait for the result (seed contract)"
 )
-def seed_apply(ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: str) -> SeedApplyResult:
+def seed_apply(
+    ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath
+) -> SeedApplyResult:
     who.require(Role.AGENT, "apply plans")
     ws.check_applyable(plan_id)
     job = jobs.start(plan_id, "apply", who.name)
@@ -269,7 +289,7 @@ def seed_apply(ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: str) ->
     "/plans/{plan_id}/rollback", summary="Roll back an applied plan (seed contract; approvers only)"
 )
 def seed_rollback(
-    ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: str
+    ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath
 ) -> SeedRollbackResult:
     who.require(Role.APPROVER, "roll back plans")
     ws.check_rollback(plan_id)
@@ -297,7 +317,13 @@ def health(ws: WorkspaceDep) -> Health:
         store = True
     except Exception:  # the store is down: say so, do not fail the health check itself
         store = False
-    healthy = mounted and projects and store and writable and not ws.recovery_failures
+    try:
+        unfinished = ws.unfinished() if store else []
+    except Exception:  # as above: a health check reports, it does not fail
+        unfinished = ["the state database could not be read for unfinished transactions"]
+    healthy = (
+        mounted and projects and store and writable and not ws.recovery_failures and not unfinished
+    )
     return Health(
         status="healthy" if healthy else "degraded",
         workspace_mounted=mounted,
@@ -307,4 +333,5 @@ def health(ws: WorkspaceDep) -> Health:
         recovery_ran=True,
         recovered_transactions=len(ws.recovered),
         recovery_failures=list(ws.recovery_failures),
+        unfinished_transactions=unfinished,
     )

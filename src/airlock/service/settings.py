@@ -21,6 +21,14 @@ class Settings:
     apply_workers: int = 8
     """Applies and rollbacks running at once (one per scope at a time)."""
     log_level: str = "info"
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values answered besides the defaults (the bind address, localhost, 127.0.0.1
+    and [::1], each with the port): the names people and proxies use, e.g. "airlock.firm.example".
+    A name without a port matches any port. Any other Host gets 400 (DNS rebinding)."""
+    session_hours: float = 12.0
+    """How long a sign-in to the review page lasts (sign-out and revoking the token end it sooner)."""
+    docs: bool = False
+    """Serve Swagger UI at /docs (it loads pinned, integrity-checked files from a CDN)."""
 
     def with_overrides(self, **values: object) -> Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
@@ -57,10 +65,42 @@ def load_settings(
         try:
             if name in ("port", "max_body_bytes", "apply_workers"):
                 converted[name] = int(str(value))
+            elif name == "session_hours":
+                converted[name] = _positive(float(str(value)), name)
             elif name == "workspace":
                 converted[name] = Path(str(value))
+            elif name == "allowed_hosts":
+                converted[name] = _host_list(value)
+            elif name == "docs":
+                converted[name] = _flag(value, name)
             else:
                 converted[name] = str(value)
         except ValueError:
             raise InputError(f"configuration {name} = {value!r} is not a number") from None
     return Settings(**converted)  # type: ignore[arg-type]
+
+
+def _positive(value: float, name: str) -> float:
+    if not 0 < value <= 24 * 366:
+        raise InputError(
+            f"configuration {name} = {value!r} is out of range",
+            hint="give a number of hours above 0 and at most a year (8784)",
+        )
+    return value
+
+
+def _host_list(value: object) -> tuple[str, ...]:
+    """A TOML list of names, or (from the environment) names separated by commas or spaces."""
+    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _flag(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError(f"configuration {name} = {value!r} is not true or false")

@@ -4,41 +4,56 @@ Server-rendered (Jinja2 templates in ``templates/``, CSS and one small script in
 build step. Every action goes through the same Workspace and Jobs objects as the HTTP API, and the
 same role checks: a page only hides buttons a role may not use; the core refuses the action itself.
 
-Sign-in stores the token in an HttpOnly, SameSite=Strict cookie (``airlock_token``) that
-:func:`airlock.service.deps.caller` reads. CSRF: every change is a POST, and a SameSite=Strict
-cookie is never sent with a request started by another site, so a forged cross-site form arrives
-unauthenticated; with that, no separate CSRF token is needed. Pages also forbid framing.
+Signing in with a token starts a session of the page's own (:mod:`airlock.sessions`): the
+cookie (``airlock_session``, ``__Host-airlock_session`` over https; HttpOnly, SameSite=Strict)
+holds a random secret, never the token, and sign-out revokes it on the server. The APIs do not
+accept this cookie at all (bearer tokens only), so a page can only drive this one.
+
+CSRF: SameSite=Strict is not enough, because a page on another port of this host or on a sibling
+subdomain is the *same site* and its requests carry the cookie. So every POST here, sign-in
+included, must (1) come from this origin as the browser reports it (``Origin`` or
+``Sec-Fetch-Site: same-origin``; :mod:`airlock.service.guards` has already refused any other
+origin), and (2) except sign-in, carry the session's CSRF token in a hidden field. A decision
+also carries the validation the page showed, so a plan checked again after the page was loaded
+is refused rather than approved unseen. Pages forbid framing and load nothing from elsewhere.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from airlock.errors import (
     AirlockError,
     AuthenticationError,
+    InputError,
     NotFoundError,
     NotPermittedError,
     RollbackConflictError,
 )
 from airlock.records import PlanRecord
 from airlock.report import human_bytes
-from airlock.service import review
-from airlock.service.deps import COOKIE, caller
+from airlock.service import plan_view, review
+from airlock.service.app import encodable, error_body
 from airlock.service.deps import jobs as _jobs
 from airlock.service.deps import workspace as _ws
+from airlock.service.guards import from_own_origin
+from airlock.service.settings import Settings
+from airlock.sessions import WebSession, end_session, find_session, start_session
 from airlock.tokens import Principal, Role, authenticate
 from airlock.workspace import DECIDABLE, VALIDATABLE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+log = logging.getLogger("airlock.service")
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -51,6 +66,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["bytes"] = lambda size: "—" if size is None else human_bytes(int(size))
 templates.env.filters["age"] = review.age
 templates.env.filters["when"] = review.when
+templates.env.filters["shown"] = plan_view.shown
 templates.env.globals.update(
     static_version=STATIC_VERSION,
     tabs=review.TABS,
@@ -58,6 +74,7 @@ templates.env.globals.update(
     event_labels=review.EVENT_LABELS,
     event_summary=review.event_summary,
     change_badges=review.change_badges,
+    raw_details=plan_view.raw_details,
 )
 
 SECURITY_HEADERS = {
@@ -77,6 +94,11 @@ DONE_MESSAGES = {
 
 PLAN_LIST_LIMIT = 200
 
+SESSION_COOKIE = "airlock_session"
+SECURE_SESSION_COOKIE = "__Host-airlock_session"
+"""Over https the cookie takes the ``__Host-`` prefix: the browser then accepts it only from this
+host, Secure, for path /, so a sibling subdomain cannot plant a session of its choosing."""
+
 
 def _root(request: Request) -> str:
     root: str = request.scope.get("root_path", "")
@@ -87,11 +109,51 @@ def _ui(request: Request, path: str = "/") -> str:
     return _root(request) + "/ui" + path
 
 
+def _cookie_name(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if request.url.scheme == "https" else SESSION_COOKIE
+
+
+def _session(request: Request) -> WebSession | None:
+    """The request's live session (looked up once per request), or None."""
+    if not hasattr(request.state, "web_session"):
+        secret = request.cookies.get(_cookie_name(request), "")
+        request.state.web_session = find_session(_ws(request), secret) if secret else None
+    found: WebSession | None = request.state.web_session
+    return found
+
+
 def _who(request: Request) -> Principal | None:
-    try:
-        return caller(request)
-    except AuthenticationError:
-        return None
+    session = _session(request)
+    return session.principal if session is not None else None
+
+
+def _refused_change(request: Request, session: WebSession, csrf: str) -> AirlockError | None:
+    """Why a POST of this session's must not run, or None: it must come from this origin as the
+    browser reports it, and carry the session's CSRF token."""
+    if not from_own_origin(request.scope):
+        return NotPermittedError(
+            "refused: the browser did not say that this request came from the review page "
+            "(no Origin or Sec-Fetch-Site header)",
+            hint="use the review page in a current browser; programs use the API with "
+            "'Authorization: Bearer <token>'",
+        )
+    if not session.csrf_matches(csrf):
+        return NotPermittedError(
+            "refused: this form did not come from your signed-in page (its security token is "
+            "missing or out of date)",
+            hint="reload the page and try again; if it keeps happening, sign out and in again",
+        )
+    return None
+
+
+def _shown_validation(text: str) -> int:
+    """The validation id a decision form carries: the report the person looked at."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise InputError(
+            "the form does not say which report of the plan you reviewed",
+            hint="reload the plan's page and decide again",
+        )
+    return int(text)
 
 
 def _to_sign_in(request: Request, plan_id: str | None = None) -> RedirectResponse:
@@ -111,7 +173,14 @@ def _page(
     **context: Any,
 ) -> HTMLResponse:
     root = _root(request)
-    context.update(who=who, ui=root + "/ui", api=root + "/api/v1", Role=Role)
+    session: WebSession | None = getattr(request.state, "web_session", None)
+    context.update(
+        who=who,
+        ui=root + "/ui",
+        api=root + "/api/v1",
+        Role=Role,
+        csrf=session.csrf if session is not None and who is not None else "",
+    )
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -162,6 +231,16 @@ def sign_in(
     token: Annotated[str, Form(max_length=500)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
+    # Login CSRF: another page must not sign this browser in as someone else (its token).
+    if not from_own_origin(request.scope):
+        return _page(
+            request,
+            "sign_in.html",
+            None,
+            403,
+            next=_safe_next(request, next),
+            failed="Refused: this sign-in did not come from this page. Type your token here.",
+        )
     principal = authenticate(_ws(request), token.strip()) if token.strip() else None
     if principal is None:
         return _page(
@@ -172,10 +251,19 @@ def sign_in(
             next=_safe_next(request, next),
             failed="That token was not accepted: it is unknown, mistyped or revoked.",
         )
+    ws = _ws(request)
+    previous = request.cookies.get(_cookie_name(request), "")
+    if previous:
+        end_session(ws, previous)
+    settings: Settings = request.app.state.settings
+    lifetime = dt.timedelta(hours=settings.session_hours)
+    secret, _session_started = start_session(ws, principal, lifetime)
+    log.info("signed in", extra={"fields": {"token": principal.token_id, "name": principal.name}})
     response = RedirectResponse(_safe_next(request, next), 303)
     response.set_cookie(
-        COOKIE,
-        token.strip(),
+        _cookie_name(request),
+        secret,
+        max_age=int(lifetime.total_seconds()),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -185,9 +273,21 @@ def sign_in(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request) -> RedirectResponse:
+def sign_out(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    session = _session(request)
+    if session is not None:
+        refused = _refused_change(request, session, csrf)
+        if refused is not None:
+            return _error_page(request, session.principal, refused)
+        end_session(_ws(request), request.cookies.get(_cookie_name(request), ""))
     response = RedirectResponse(_ui(request, "/sign-in"), 303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        _cookie_name(request),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -238,6 +338,7 @@ def _plan_page(
     error: AirlockError | None = None,
     done: str = "",
     job_id: str = "",
+    page: int = 1,
 ) -> HTMLResponse:
     ws = _ws(request)
     # The job first: a job seen finished has already recorded the plan's new state.
@@ -253,10 +354,13 @@ def _plan_page(
         return _error_page(request, who, exc)
     validation = record.validation
     changes = validation.changes if validation else []
-    listing, truncated = review.list_scope(ws.storage, record.plan.scope)
-    applied = record.status in ("applied", "rolling_back")
-    trees = review.build_trees(
-        record.plan.scope, listing, changes, applied=applied, truncated=truncated
+    view = plan_view.build(
+        record.plan,
+        validation,
+        ws.storage,
+        applied=record.status in ("applied", "rolling_back"),
+        page=page,
+        content=ws.content,
     )
     chain = ws.audit_verify()
     return _page(
@@ -270,8 +374,9 @@ def _plan_page(
         changes=changes,
         scope=record.plan.scope,
         rel=lambda path: review.scope_relative(path or "", record.plan.scope),
-        trees=trees,
-        previews=review.previews(record.plan, changes, content=ws.content),
+        view=view,
+        trees=view.trees,
+        previews=view.previews,
         events=ws.audit_events(plan_id),
         chain=chain,
         tab=review.tab_of(record.status, bool(validation and validation.needs_approval)),
@@ -288,21 +393,31 @@ def _plan_page(
 
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
-def plan(request: Request, plan_id: str, done: str = "", job: str = "") -> Response:
+def plan(request: Request, plan_id: str, done: str = "", job: str = "", page: str = "") -> Response:
     who = _who(request)
     if who is None:
         return _to_sign_in(request)
-    return _plan_page(request, who, plan_id, done=done, job_id=job)
+    number = plan_view.page_number(page)
+    return _plan_page(request, who, plan_id, done=done, job_id=job, page=number)
 
 
 def _act(
-    request: Request, plan_id: str, needed: Role, what: str, action: Callable[[Principal], str]
+    request: Request,
+    plan_id: str,
+    csrf: str,
+    needed: Role,
+    what: str,
+    action: Callable[[Principal], str],
 ) -> Response:
     """Run a form's action as the signed-in person; on success go back to the plan (POST, then
     redirect, then GET), on a refusal show the plan again with the reason and its status code."""
-    who = _who(request)
-    if who is None:
+    session = _session(request)
+    if session is None:
         return _to_sign_in(request, plan_id)
+    who = session.principal
+    refused = _refused_change(request, session, csrf)
+    if refused is not None:
+        return _error_page(request, who, refused)
     try:
         who.require(needed, what)
         query = action(who)
@@ -314,43 +429,79 @@ def _act(
 
 
 Comment = Annotated[str, Form(max_length=10_000)]
+Csrf = Annotated[str, Form(max_length=200)]
+Shown = Annotated[str, Form(max_length=40)]
+"""The id of the validation the page showed (the report the person decided on)."""
 
 
 @router.post("/plans/{plan_id}/approve")
-def approve(request: Request, plan_id: str, comment: Comment = "") -> Response:
+def approve(
+    request: Request, plan_id: str, comment: Comment = "", csrf: Csrf = "", validation: Shown = ""
+) -> Response:
     def run(who: Principal) -> str:
-        _ws(request).approve(plan_id, actor=who.name, comment=comment.strip())
+        _ws(request).approve(
+            plan_id,
+            actor=who.name,
+            comment=comment.strip(),
+            validation_id=_shown_validation(validation),
+        )
         return "done=approved"
 
-    return _act(request, plan_id, Role.APPROVER, "approve plans", run)
+    return _act(request, plan_id, csrf, Role.APPROVER, "approve plans", run)
 
 
 @router.post("/plans/{plan_id}/reject")
-def reject(request: Request, plan_id: str, comment: Comment = "") -> Response:
+def reject(
+    request: Request, plan_id: str, comment: Comment = "", csrf: Csrf = "", validation: Shown = ""
+) -> Response:
     def run(who: Principal) -> str:
-        _ws(request).reject(plan_id, actor=who.name, comment=comment.strip())
+        _ws(request).reject(
+            plan_id,
+            actor=who.name,
+            comment=comment.strip(),
+            validation_id=_shown_validation(validation),
+        )
         return "done=rejected"
 
-    return _act(request, plan_id, Role.APPROVER, "reject plans", run)
+    return _act(request, plan_id, csrf, Role.APPROVER, "reject plans", run)
 
 
 @router.post("/plans/{plan_id}/validate")
-def revalidate(request: Request, plan_id: str) -> Response:
+def revalidate(request: Request, plan_id: str, csrf: Csrf = "") -> Response:
     def run(who: Principal) -> str:
         _ws(request).validate(plan_id, actor=who.name)
         return "done=validated"
 
-    return _act(request, plan_id, Role.AGENT, "validate plans", run)
+    return _act(request, plan_id, csrf, Role.AGENT, "validate plans", run)
 
 
 @router.post("/plans/{plan_id}/apply")
-def apply(request: Request, plan_id: str) -> Response:
+def apply(request: Request, plan_id: str, csrf: Csrf = "") -> Response:
     def run(who: Principal) -> str:
         _ws(request).check_applyable(plan_id)
         job = _jobs(request).start(plan_id, "apply", who.name)
         return "job=" + job.id
 
-    return _act(request, plan_id, Role.AGENT, "apply plans", run)
+    return _act(request, plan_id, csrf, Role.AGENT, "apply plans", run)
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: str) -> JSONResponse:
+    """A job's progress, for the page's script (the API's /jobs wants a bearer token)."""
+    if _who(request) is None:
+        return _json_error(
+            AuthenticationError("not signed in", hint="sign in on the review page again")
+        )
+    found = _jobs(request).get(job_id)
+    if found is None:
+        return _json_error(
+            NotFoundError(f"no job {job_id!r}", hint="jobs are kept while the service runs")
+        )
+    return JSONResponse(found.to_dict(), headers=SECURITY_HEADERS)
+
+
+def _json_error(error: AirlockError) -> JSONResponse:
+    return JSONResponse(encodable(error_body(error)), error.http_status, headers=SECURITY_HEADERS)
 
 
 # --- rollback ----------------------------------------------------------------------------------
@@ -391,10 +542,16 @@ def rollback_form(request: Request, plan_id: str) -> Response:
 
 
 @router.post("/plans/{plan_id}/rollback")
-def rollback(request: Request, plan_id: str, force: Annotated[bool, Form()] = False) -> Response:
-    who = _who(request)
-    if who is None:
+def rollback(
+    request: Request, plan_id: str, force: Annotated[bool, Form()] = False, csrf: Csrf = ""
+) -> Response:
+    session = _session(request)
+    if session is None:
         return _to_sign_in(request, plan_id)
+    who = session.principal
+    refused = _refused_change(request, session, csrf)
+    if refused is not None:
+        return _error_page(request, who, refused)
     ws = _ws(request)
     try:
         who.require(Role.APPROVER, "roll back plans")

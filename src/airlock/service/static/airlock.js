@@ -1,6 +1,7 @@
 // Airlock's review page: the only script. It follows a running apply or rollback job by polling
-// the JSON API every half second, shows its progress, and reloads the page when the job is done
-// (the server then shows the result and the plan's new state). Everything else works without it.
+// the page's own job route (/ui/jobs/ID: the API takes bearer tokens, never the page's cookie)
+// every half second, shows its progress, and reloads the page when the job is done (the server
+// then shows the result and the plan's new state). Everything else works without it.
 "use strict";
 (function () {
   function follow(panel) {

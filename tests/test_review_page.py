@@ -1,0 +1,128 @@
+"""The plan's review page through the real service: look-alike names are shown escaped with their
+warning beside them (F17), and a plan of thousands of changes is summarised and paged (F18)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from airlock.service import plan_view
+from airlock.tokens import Role
+from servicekit import DEMO_CASE, Service, running_service
+
+SCOPE = f"projects/{DEMO_CASE}"
+LOOK_ALIKE = "invоice.pdf"  # the "о" is Cyrillic (U+043E)
+ESCAPED = "inv\\u043eice.pdf"
+RLO = "report\u202efdp.exe"  # reads as "reportexe.pdf"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with running_service(tmp_path_factory.mktemp("page") / "ws") as running:
+        yield running
+
+
+def signed_in(service: Service, role: Role = Role.APPROVER) -> httpx.Client:
+    """A client signed in to the review page with the role's token, as a browser would be."""
+    client = service.client()
+    response = client.post(
+        "/ui/sign-in",
+        data={"token": service.tokens[role], "next": "/ui/"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def submitted(service: Service, plan_id: str, operations: list[dict[str, Any]]) -> None:
+    agent = service.client(Role.AGENT)
+    body = {"scope": SCOPE, "description": "t", "author": "agent", "operations": operations}
+    response = agent.post("/api/v1/plans", params={"plan_id": plan_id}, json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "validated", response.json()
+
+
+def page(client: httpx.Client, plan_id: str, number: int | None = None) -> str:
+    query = "" if number is None else f"?page={number}"
+    response = client.get(f"/ui/plans/{plan_id}{query}")
+    assert response.status_code == 200, response.text
+    return html.unescape(response.text)
+
+
+def test_look_alike_and_invisible_names_are_shown_escaped_with_their_warning(
+    service: Service,
+) -> None:
+    some_file = next(
+        p.name for p in sorted((service.root / SCOPE).iterdir()) if p.is_file() and p.suffix
+    )
+    submitted(
+        service,
+        "look-alikes",
+        [
+            {"op": "mkdir", "path": "Bills"},
+            {"op": "move", "source": some_file, "destination": f"Bills/{LOOK_ALIKE}"},
+            {"op": "write", "path": RLO, "text": "x"},
+        ],
+    )
+    text = page(signed_in(service), "look-alikes")
+
+    assert LOOK_ALIKE not in text and RLO not in text  # never the misleading forms
+    assert text.count(ESCAPED) >= 4  # the warning, the change, and both trees
+    assert "report\\u202efdp.exe" in text
+    row = text[text.index('id="changes-title"') :]
+    assert 'data-warning="mixed-script"' in row  # beside the change, not only in the list
+    assert 'data-warning="invisible-characters"' in row
+    assert re.search(r'class="misleading" title="Shown escaped: look-alike letters', text)
+
+
+def test_a_plan_too_large_to_draw_is_summarised_and_paged(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real limits are 2,000 changes for the trees and 500 a page; smaller ones keep the test
+    # quick (the service runs in this process). bench/bench_large_plans.py measures the real ones.
+    monkeypatch.setattr(plan_view, "TREE_LIMIT", 40)
+    monkeypatch.setattr(plan_view, "CHANGES_PER_PAGE", 20)
+    monkeypatch.setattr(plan_view, "ISSUES_LISTED", 3)
+    operations: list[dict[str, Any]] = [{"op": "mkdir", "path": "Bulk"}]
+    operations += [{"op": "mkdir", "path": f"Bulk/f-{n:02d}"} for n in range(40)]
+    operations += [
+        {"op": "write", "path": f"Bulk/f-{n:02d}/{LOOK_ALIKE}", "text": "x"} for n in range(5)
+    ]
+    submitted(service, "bulk", operations)  # 46 changes: 5 writes (warned), then 41 mkdirs
+    client = signed_in(service)
+
+    first = page(client, "bulk")
+    assert 'data-testid="folders"' in first and 'data-testid="tree-before"' not in first
+    assert "Where the changes land" in first and "Bulk/f-00/" in first
+    assert "Changes 1–20 of 46 · page 1 of 3" in first
+    assert 'rel="next" href="/ui/plans/bulk?page=2#changes-title"' in first
+    assert first.count('class="ch ch-') == 20
+    assert first.count('data-warning="mixed-script"') == 5  # the writes come first: on page 1
+    assert "2 more “mixed-script”" in first  # 3 listed, the other 2 counted
+    assert "Bulk/f-04/" + ESCAPED in first
+
+    last = page(client, "bulk", 3)
+    assert "Changes 41–46 of 46 · page 3 of 3" in last
+    assert last.count('class="ch ch-') == 6 and 'rel="next"' not in last
+    assert "data-warning" not in last[last.index('id="changes-title"') :]
+    assert page(client, "bulk", 99).count('class="ch ch-') == 6  # past the end: the last page
+
+
+def test_a_small_plan_still_draws_its_trees_and_lists_every_change(service: Service) -> None:
+    submitted(service, "small", [{"op": "mkdir", "path": f"Small-{n}"} for n in range(3)])
+    text = page(signed_in(service), "small")
+    assert 'data-testid="tree-before"' in text and 'data-testid="folders"' not in text
+    assert text.count('class="ch ch-') == 3 and 'data-testid="pager"' not in text
+
+
+def test_page_numbers_are_read_leniently_and_clamped() -> None:
+    assert plan_view.page_number("3") == 3
+    assert plan_view.page_number("-1") == plan_view.page_number("x") == 1
+    pager = plan_view.pager(total=1001, number=3, per_page=500)
+    assert (pager.first, pager.last, pager.pages, pager.links) == (1001, 1001, 3, [1, 2, 3])
+    assert plan_view.pager(total=0, number=1, per_page=500).first == 0

@@ -167,7 +167,7 @@ def test_a_folder_cannot_carry_files_into_a_protected_place(root: Path, op: str)
 # --- F15: '.airlock' inside a scope ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [".airlock", ".Airlock", "Sub/.airlock/x"])
+@pytest.mark.parametrize("name", [".airlock", ".Airlock", "Sub/.airlock/x", "\uff0eairlock"])
 def test_no_plan_may_name_a_folder_airlock_inside_a_scope(ws: Workspace, name: str) -> None:
     with pytest.raises((PlanFormatError, UnsafePathError), match="Airlock's own state"):
         ws.submit(make_plan({"op": "mkdir", "path": name}))

@@ -534,6 +534,8 @@ def test_an_unreadable_payload_is_shown_and_reported_not_a_500(tmp_path: Path) -
         page = agent.get(f"/ui/plans/{record.id}")
         assert page.status_code == 200, page.text[:2000]
         assert "unreadable" in page.text and "not json {" in page.text
+        assert "This plan's audit events do not verify" in page.text
+        assert "its payload is not a JSON object" in page.text
         verify = json_of(agent.get("/api/v1/audit/verify"))
         assert verify["ok"] is False
         assert any("payload is not a JSON object" in p for p in verify["problems"]), verify
@@ -542,3 +544,24 @@ def test_an_unreadable_payload_is_shown_and_reported_not_a_500(tmp_path: Path) -
     exported = airlock_cli("audit", "export", "--workspace", str(root))
     assert exported.returncode == 0, exported.stderr
     assert '"unreadable": "not json {"' in exported.stdout
+
+
+def test_a_plans_page_checks_its_own_events_without_reading_the_whole_chain(
+    tmp_path: Path,
+) -> None:
+    from airlock.workspace import Workspace
+
+    root = tmp_path / "ws"
+    (root / "projects" / "Case-A").mkdir(parents=True)
+    with Workspace.init(root) as ws:
+        mine = ws.validate(ws.submit(make_plan({"op": "mkdir", "path": "A"})).id).id
+        other = ws.validate(ws.submit(make_plan({"op": "mkdir", "path": "B"})).id).id
+        assert ws.audit_verify_plan(mine).ok
+        with _db(root) as db:  # forge the other plan's signature: only it is reported
+            db.execute(
+                "UPDATE audit_events SET signature = ? WHERE plan_id = ?", ("0" * 64, other)
+            )
+        assert ws.audit_verify_plan(mine).ok
+        report = ws.audit_verify_plan(other)
+        assert report.events == 2 and not report.ok
+        assert all("signature does not match" in p for p in report.problems)

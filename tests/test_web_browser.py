@@ -170,7 +170,7 @@ def test_approver_reviews_approves_applies_and_rolls_back(
         assert service.ws.get(PLAN_ID).status == "rolled_back"
 
         # The audit trail, and the chain verifies.
-        expect(page.get_by_test_id("chain")).to_contain_text("The audit chain verifies")
+        expect(page.get_by_test_id("chain")).to_contain_text("audit events verify")
         timeline = page.locator(".timeline")
         for label in ("Submitted", "Checked", "Approved", "Applied", "Rolled back"):
             expect(timeline.locator(".ev-head", has_text=label).first).to_be_visible()

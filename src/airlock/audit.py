@@ -459,6 +459,50 @@ def vouches(
     return False
 
 
+def verify_plan_events(session: Session, key: bytes | None, plan_id: str) -> ChainReport:
+    """Check one plan's events on their own: each one's hash over its stored link, and its
+    signature under ``key``. What a plan's page shows on every render, in time proportional to
+    that plan's events; the whole chain (links, gaps, head record, the state tables) is
+    :func:`verify`'s, run by ``airlock audit verify``."""
+    problems: list[str] = []
+    report = ChainReport(events=0, head=GENESIS, problems=problems)
+    sigs = report.signatures
+    sigs.checked = key is not None
+    first_signed = session.scalars(
+        select(AuditRow.seq).where(AuditRow.signature.is_not(None)).order_by(AuditRow.seq)
+    ).first()
+    query = select(AuditRow).where(AuditRow.plan_id == plan_id).order_by(AuditRow.seq)
+    for row in session.scalars(query):
+        report.events += 1
+        report.head = row.hash
+        if _event_hash(row.prev_hash, row) != row.hash:
+            problems.append(f"event {row.seq}: its content was changed after it was written")
+        if _payload(row) is None:
+            problems.append(
+                f"event {row.seq}: its payload is not a JSON object (the database was edited)"
+            )
+        if key is None:
+            continue
+        if row.signature is None:
+            if first_signed is not None and row.seq > first_signed:
+                sigs.unsigned_after_signing += 1
+                problems.append(
+                    f"event {row.seq}: it is not signed, though events before it are: it was "
+                    "added or rewritten by someone without the audit key"
+                )
+            else:
+                sigs.unsigned_before_signing += 1
+        elif hmac.compare_digest(row.signature, sign(key, row.hash)):
+            sigs.signed += 1
+        else:
+            sigs.bad += 1
+            problems.append(
+                f"event {row.seq}: its signature does not match: it was forged or rewritten by "
+                "someone without the audit key"
+            )
+    return report
+
+
 def event_dict(row: AuditRow) -> dict[str, Any]:
     """An event as the doors show it. A payload that is not a JSON object (someone edited the
     database) is shown as ``{"unreadable": <the stored text>}``; :func:`verify` reports it."""

@@ -66,7 +66,7 @@ def check_name(part: str, what: str = "path", whole: str | None = None) -> None:
             f"{what} '{_show(whole if whole is not None else part)}' has an empty component",
             hint="remove doubled or trailing '/' characters",
         )
-    if fold(part) == _STATE_FOLD:
+    if (part.lower() == STATE_DIR) if part.isascii() else (fold(part) == _STATE_FOLD):
         raise UnsafePathError(
             f"{what} '{_show(whole if whole is not None else part)}' names {STATE_DIR!r}, "
             "Airlock's own state folder; no path may use that name, at any depth",

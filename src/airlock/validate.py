@@ -771,7 +771,8 @@ def validate(
 ) -> Validation:
     """Simulate ``plan`` on ``storage`` under ``policy``; never changes anything. Writes that
     name stored bodies are checked against ``content`` (without one they are refused)."""
-    return _Simulation(plan, storage, policy, content).run()
+    with storage.batch():  # each folder resolved once, not once per entry looked at
+        return _Simulation(plan, storage, policy, content).run()
 
 
 def stale_paths(

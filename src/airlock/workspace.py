@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
@@ -64,6 +64,11 @@ from airlock.validate import Change, Validation, stale_paths, validate
 VALIDATABLE = {"submitted", "invalid", "validated", "approved", "failed"}
 DECIDABLE = {"validated", "approved"}
 APPLYABLE = {"validated", "approved"}
+
+
+_T = TypeVar("_T")
+_PARSED_KEPT = 16
+"""How many parsed plans and reports a workspace keeps (see ``Workspace._remember``)."""
 
 
 def _new_txn_id() -> str:
@@ -158,6 +163,9 @@ class Workspace:
         self._sessions = sessionmaker(
             self.engine, expire_on_commit=False, info={audit.KEY_INFO: self.audit_anchor.key}
         )
+        self._parsed: dict[tuple[str, object], object] = {}
+        """Plans and reports parsed from the database, by digest and validation id (both are
+        immutable once stored); callers treat them as read-only."""
         self.recovery_failures: list[str] = []
         self.gc_kept: list[str] = []
         self.recovered: list[Recovered] = []
@@ -1096,6 +1104,12 @@ class Workspace:
         with self.read_session() as session:
             return self.audit_anchor.verify(session, expect_head)
 
+    def audit_verify_plan(self, plan_id: str) -> audit.ChainReport:
+        """One plan's events, each checked on its own (hash and signature): cheap enough for
+        every render of its page; the whole chain is :meth:`audit_verify`'s."""
+        with self.read_session() as session:
+            return audit.verify_plan_events(session, self.audit_anchor.key, plan_id)
+
     def audit_reanchor(self) -> tuple[audit.Head | AirlockError | None, audit.Head]:
         """Re-anchor the head record at the chain's newest event, on purpose (after restoring a
         backup of the database alone); returns what the head record said before, and the new."""
@@ -1144,20 +1158,53 @@ class Workspace:
             .limit(1)
         ).first()
 
+    def _parsed_plan(self, row: PlanRow) -> Plan:
+        """The plan of ``row``, parsed once per digest (a plan never changes once submitted)."""
+        plan = self._parsed.get(("plan", row.digest))
+        if not isinstance(plan, Plan):
+            plan = self._remember(("plan", row.digest), Plan.model_validate_json(row.body))
+        return plan
+
+    def _parsed_validation(self, session: Session, plan_id: str) -> tuple[int, Validation] | None:
+        """The plan's latest report, parsed once per validation (a stored report never changes):
+        a 50,000-change report costs a second to read and parse, on every page render."""
+        validation_id = session.scalars(
+            select(ValidationRow.id)
+            .where(ValidationRow.plan_id == plan_id)
+            .order_by(ValidationRow.id.desc())
+            .limit(1)
+        ).first()
+        if validation_id is None:
+            return None
+        report = self._parsed.get(("validation", validation_id))
+        if not isinstance(report, Validation):
+            row = session.get(ValidationRow, validation_id)
+            assert row is not None
+            report = self._remember(
+                ("validation", validation_id), Validation.model_validate(row.report)
+            )
+        return validation_id, report
+
+    def _remember(self, key: tuple[str, object], value: _T) -> _T:
+        """Keep a parsed record; the oldest go first (a few: they can be large)."""
+        self._parsed[key] = value
+        while len(self._parsed) > _PARSED_KEPT:
+            self._parsed.pop(next(iter(self._parsed)), None)
+        return value
+
     def _record(self, session: Session, row: PlanRow, full: bool = True) -> PlanRecord:
         record = PlanRecord(
             id=row.id,
-            plan=Plan.model_validate_json(row.body),
+            plan=self._parsed_plan(row),
             digest=row.digest,
             status=row.status,
             reason=row.reason,
             created_at=row.created_at,
         )
         if full:
-            validation = self._latest_validation(session, row.id)
-            if validation is not None:
-                record.validation = Validation.model_validate(validation.report)
-                record.validation_id = validation.id
+            latest = self._parsed_validation(session, row.id)
+            if latest is not None:
+                record.validation_id, record.validation = latest
             record.decisions = [
                 {
                     "decision": d.decision,

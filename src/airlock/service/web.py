@@ -362,7 +362,7 @@ def _plan_page(
         page=page,
         content=ws.content,
     )
-    chain = ws.audit_verify()
+    chain = ws.audit_verify_plan(plan_id)
     return _page(
         request,
         "plan.html",

@@ -105,8 +105,9 @@ class Storage(ABC):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """A block of many operations by one writer holding the scope lock; backends may cache
-        resolved folders within it (and must drop a folder that is renamed or removed)."""
+        """A block of many operations by one thread (a writer holds the scope lock; a reader,
+        such as validation, need not); backends may cache resolved folders within it (and must
+        drop a folder that is renamed or removed, and re-check a cached one before reuse)."""
         yield
 
     # Built on the primitives, once, for every backend.

@@ -558,9 +558,7 @@ def test_a_plans_page_checks_its_own_events_without_reading_the_whole_chain(
         other = ws.validate(ws.submit(make_plan({"op": "mkdir", "path": "B"})).id).id
         assert ws.audit_verify_plan(mine).ok
         with _db(root) as db:  # forge the other plan's signature: only it is reported
-            db.execute(
-                "UPDATE audit_events SET signature = ? WHERE plan_id = ?", ("0" * 64, other)
-            )
+            db.execute("UPDATE audit_events SET signature = ? WHERE plan_id = ?", ("0" * 64, other))
         assert ws.audit_verify_plan(mine).ok
         report = ws.audit_verify_plan(other)
         assert report.events == 2 and not report.ok

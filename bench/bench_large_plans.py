@@ -52,6 +52,7 @@ from airlock.storage.base import Kind, Storage
 from airlock.tokens import Role, create_token
 from airlock.validate import validate
 from airlock.workspace import Workspace
+from bench_service import wait_healthy  # this folder is on sys.path: the scripts run by path
 
 HOST = "127.0.0.1"
 SCOPE = "projects/Big-Case"
@@ -150,20 +151,6 @@ def free_port() -> int:
         return port
 
 
-def wait_healthy(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"airlock serve exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("airlock serve did not become healthy in time")
-
-
 def timed_get(client: httpx.Client, url: str, rounds: int) -> tuple[float, int]:
     """Median seconds of ``rounds`` GETs after one warm-up, and the page's size in bytes."""
     first = client.get(url)
@@ -244,7 +231,7 @@ def main() -> None:
             server = subprocess.Popen(
                 [sys.executable, "-m", "airlock", *serve], stdout=log, stderr=subprocess.STDOUT
             )
-        wait_healthy(base, server)
+        wait_healthy(base, server, time.monotonic() + 60)
         with httpx.Client(base_url=base, timeout=600) as client:
             signed = client.post(
                 "/ui/sign-in",

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airlock.audit import GENESIS, ChainReport, Head, verify
+from airlock.content import fsync_dir
 from airlock.db import AuditRow
 from airlock.errors import InputError, IntegrityError, storage_error
 
@@ -41,14 +42,6 @@ KEY_BYTES = 32
 HEAD_FILE = "audit.head"
 
 log = logging.getLogger("airlock.audit")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -81,7 +74,7 @@ def load_key(path: Path) -> bytes:
             except OSError:
                 with contextlib.suppress(FileExistsError):
                     _write_new(path, tmp.read_bytes())
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise storage_error(exc, "create the audit key", str(path)) from exc
         finally:
@@ -184,7 +177,7 @@ class Anchor:
             tmp.replace(self.head_file)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

@@ -109,8 +109,8 @@ class ContentStore:
             # reader sees, and a damaged copy is repaired.
             target.parent.mkdir(mode=0o700, exist_ok=True)
             tmp.replace(target)
-            _fsync_dir(target.parent)
-            _fsync_dir(self.root)
+            fsync_dir(target.parent)
+            fsync_dir(self.root)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -164,7 +164,8 @@ class ContentStore:
             raise storage_error(exc, "read stored content", str(path)) from exc
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a rename into it) durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -192,3 +192,21 @@ def test_max_deletions_counts_the_files_a_folder_delete_removes(root: Path) -> N
         (error,) = record.validation.errors
         assert error.code == "limit-deletions"
         assert "deletes 12 files" in error.message
+
+
+def test_a_plan_stored_before_airlock_names_were_refused_still_lists_and_is_refused(
+    ws: Workspace, root: Path
+) -> None:
+    record = ws.submit(make_plan({"op": "mkdir", "path": "Sub"}))
+    stored = json.loads(ws.get(record.id).plan.canonical_json())
+    stored["operations"][0]["path"] = "Sub/.airlock"  # as an older Airlock accepted it
+    with sqlite3.connect(root / ".airlock" / "airlock.db") as db:
+        db.execute("UPDATE plans SET body = ? WHERE id = ?", (json.dumps(stored), record.id))
+    with Workspace(root) as reopened:  # as after the upgrade: nothing parsed yet
+        assert [p.id for p in reopened.list_plans()] == [record.id]
+        operation = reopened.get(record.id).plan.operations[0]
+        assert getattr(operation, "path", None) == "Sub/.airlock"
+        report = reopened.validate(record.id).validation
+    assert report is not None and not report.valid
+    assert report.errors[0].code == "unsafe-path"
+    assert "Airlock's own state folder" in report.errors[0].message

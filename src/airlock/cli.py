@@ -110,7 +110,12 @@ def _open(workspace: Path | None, as_json: bool) -> Iterator[Workspace]:
             for item in ws.recovered:
                 err.print(
                     f"[yellow]recovered an interrupted {item.kind} of plan {item.plan_id}: "
-                    "the workspace is back to the state before it[/yellow]"
+                    + (
+                        "the workspace is back to the state before it[/yellow]"
+                        if not item.differs and not item.skipped
+                        else f"undone, but {len(item.differs)} path(s) are not as before "
+                        f"(see `airlock plan show {item.plan_id}`)[/yellow]"
+                    )
                 )
         try:
             yield ws

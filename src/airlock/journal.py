@@ -153,7 +153,10 @@ class Cursor:
 
     def remove(self) -> None:
         self.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "remove the journal cursor", str(self.path)) from exc
 
 
 Content = Callable[[int], bytes | Iterable[bytes]]
@@ -306,10 +309,10 @@ def undo_steps(
                 "`airlock recover`: it finishes the undo from where it stopped (`airlock "
                 "recover --resolve` skips what cannot be undone, when nothing else can)",
             ) from exc
-        # If the cursor cannot be written, it stays higher than the truth: a later recovery
-        # then re-runs undos that already happened, and each does nothing (it looks first).
-        with contextlib.suppress(StorageError):
-            cursor.set(index)
+        # A cursor that cannot be written stops the undo here (StorageError): one left higher
+        # than the truth would let a later recovery re-run undos that already happened, and
+        # undoing a create again would remove the original that the next undo had put back.
+        cursor.set(index)
 
 
 def _undo(storage: Storage, step: Step) -> None:

@@ -23,7 +23,7 @@ NAME_MAX_BYTES = 255
 PATH_MAX_BYTES = 4096
 
 
-def parse(text: str, what: str = "path") -> RelPath:
+def parse(text: str, what: str = "path", *, stored: bool = False) -> RelPath:
     """Parse ``text`` ("a/b/c") into components, refusing anything that could escape.
 
     Refused: empty paths, absolute paths, ``.`` and ``..``, empty components (``a//b``),
@@ -52,7 +52,7 @@ def parse(text: str, what: str = "path") -> RelPath:
         raise UnsafePathError(f"{what} is longer than {PATH_MAX_BYTES} bytes", hint="shorten it")
     parts = tuple(text.split("/"))
     for part in parts:
-        check_name(part, what, text)
+        check_name(part, what, text, stored=stored)
     return parts
 
 
@@ -60,13 +60,19 @@ def _show(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
-def check_name(part: str, what: str = "path", whole: str | None = None) -> None:
+def check_name(
+    part: str, what: str = "path", whole: str | None = None, *, stored: bool = False
+) -> None:
+    """Refuse a name that could escape or mislead. ``stored``: a plan recorded before the
+    state folder's name was refused at every depth is still read (validation refuses it)."""
     if part == "":
         raise UnsafePathError(
             f"{what} '{_show(whole if whole is not None else part)}' has an empty component",
             hint="remove doubled or trailing '/' characters",
         )
-    if (part.lower() == STATE_DIR) if part.isascii() else (fold(part) == _STATE_FOLD):
+    if not stored and (
+        (part.lower() == STATE_DIR) if part.isascii() else fold(part) == _STATE_FOLD
+    ):
         raise UnsafePathError(
             f"{what} '{_show(whole if whole is not None else part)}' names {STATE_DIR!r}, "
             "Airlock's own state folder; no path may use that name, at any depth",

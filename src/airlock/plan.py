@@ -33,9 +33,9 @@ class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_path(value: str) -> str:
+def _check_path(value: str, info: pydantic.ValidationInfo) -> str:
     try:
-        paths.parse(value)
+        paths.parse(value, stored=bool(info.context and info.context.get("stored")))
     except UnsafePathError as exc:
         raise ValueError(f"{exc.message} ({exc.hint})") from None
     return value
@@ -183,13 +183,14 @@ class Plan(BaseModel):
 
     @field_validator("scope")
     @classmethod
-    def _scope_is_a_path(cls, value: str) -> str:
-        paths.parse(value, "scope")  # refuses '.airlock' at any depth, like every other path
+    def _scope_is_a_path(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        # Refuses '.airlock' at any depth, like every other path (but see stored_plan).
+        paths.parse(value, "scope", stored=bool(info.context and info.context.get("stored")))
         return value
 
     @property
     def scope_path(self) -> paths.RelPath:
-        return paths.parse(self.scope, "scope")
+        return paths.parse(self.scope, "scope", stored=True)  # checked when it was made
 
     def canonical_json(self) -> str:
         return canonical_json(self.model_dump(mode="json"))
@@ -259,3 +260,9 @@ def touched_paths(op: Mkdir | Write | Copy | Move | Delete) -> list[str]:
     if isinstance(op, Copy | Move):
         return [op.source, op.destination]
     return [op.path]
+
+
+def stored_plan(body: str) -> Plan:
+    """A plan as recorded (its canonical JSON): read with the rules it was accepted under, so a
+    plan stored before a path rule was tightened still lists and shows (validation refuses it)."""
+    return Plan.model_validate_json(body, context={"stored": True})

@@ -163,7 +163,8 @@ def missing_kept_aside(storage: Storage, changes: list[Change], trash: RelPath) 
             if inner_entry.kind is Kind.FILE:
                 files += 1
                 total += inner_entry.size
-        if total != change.size or (change.files is not None and files != change.files):
+        # Fewer is a loss; more is what slipped in with the folder (kept, and restored too).
+        if total < change.size or (change.files is not None and files < change.files):
             was = f"{change.files} file(s), " if change.files is not None else ""
             missing.append(
                 f"{change.path}: its kept-aside folder holds {files} file(s), {total} bytes; "

@@ -414,7 +414,10 @@ class _Simulation:
     # paths
 
     def _path(self, raw: str) -> RelPath:
-        path = self.scope + paths.parse(raw)
+        try:
+            path = self.scope + paths.parse(raw)
+        except UnsafePathError as exc:  # a plan stored before a path rule was tightened
+            raise _Refused("unsafe-path", f"{exc.message} ({exc.hint})") from None
         pattern = self.policy.protected_by(path)
         if pattern:
             raise _Refused("protected", f"{render(path)!r} is protected by policy ({pattern!r})")

@@ -11,8 +11,10 @@ Opening a workspace recovers any transaction a crashed process left half-done.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -52,13 +54,15 @@ from airlock.errors import (
 from airlock.journal import Cursor, Hook, Progress, Step, StepFailed
 from airlock.locks import lock_key, scope_lock
 from airlock.paths import STATE_DIR, RelPath
-from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan
+from airlock.plan import Plan, Write, check_plan_id, new_plan_id, parse_plan, stored_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts, missing_kept_aside
 from airlock.storage import Storage
 from airlock.storage.local import LocalStorage
 from airlock.validate import Change, Validation, stale_paths, validate
+
+log = logging.getLogger("airlock")
 
 # Plan statuses, and the ones each action may start from.
 VALIDATABLE = {"submitted", "invalid", "validated", "approved", "failed"}
@@ -213,8 +217,11 @@ class Workspace:
         except OperationalError as exc:
             raise database_error(exc, self.state_dir) from exc
         if session.info.get(audit.APPENDED_INFO):
-            with self.read_session() as reading:
-                self.audit_anchor.advance(reading)
+            try:
+                with self.read_session() as reading:
+                    self.audit_anchor.advance(reading)
+            except Exception as exc:  # committed already: a head left behind is what verify allows
+                log.warning("the audit head record was not advanced: %s", exc)
 
     _session = session
 
@@ -276,7 +283,7 @@ class Workspace:
 
     def get(self, plan_id: str) -> PlanRecord:
         with self.read_session() as session:
-            return self._record(session, self._row(session, plan_id))
+            return self._record(session, self._row(session, plan_id), remember=True)
 
     def list_plans(
         self, *, status: str | None = None, scope: str | None = None
@@ -294,7 +301,7 @@ class Workspace:
         with self._session() as session:
             row = self._row(session, plan_id)
             self._require(row, VALIDATABLE, "validate")
-            plan = Plan.model_validate_json(row.body)
+            plan = stored_plan(row.body)
         report = validate(plan, self.storage, self.policy, self.content)
         with self._session() as session:
             row = self._row(session, plan_id)
@@ -443,8 +450,13 @@ class Workspace:
                     self._finish_failed(plan_id, txn_id, actor, failure, differs)
                 except StorageError as exc:
                     raise StorageError(
-                        f"{failure.message}; the workspace was restored to the state before the "
-                        f"plan, but recording that failed: {exc.message}",
+                        f"{failure.message}; "
+                        + (
+                            "the workspace was restored to the state before the plan"
+                            if not differs
+                            else self._undo_outcome("apply", differs)
+                        )
+                        + f", but recording that failed: {exc.message}",
                         hint=exc.hint,
                         errno=exc.errno,
                     ) from exc
@@ -630,12 +642,16 @@ class Workspace:
         """After an apply was undone: the validated paths that are not as they were before it.
         Only another writer acting during the apply (outside Airlock's promise) leaves any; the
         report must then say which, never "unchanged"."""
-        return stale_paths(
-            report["preconditions"],
-            self.storage,
-            report.get("folder_contents"),
-            after_undo=True,
-        )
+        try:
+            return stale_paths(
+                report["preconditions"],
+                self.storage,
+                report.get("folder_contents"),
+                after_undo=True,
+            )
+        except (AirlockError, OSError) as exc:  # never what keeps a finished undo open
+            text = exc.message if isinstance(exc, AirlockError) else str(exc)
+            return [f"the tree could not be checked after the undo: {text}"]
 
     @staticmethod
     def _undo_outcome(kind: str, differs: list[str]) -> str:
@@ -1087,7 +1103,7 @@ class Workspace:
             )
         for txn_id in done:
             trash = journal.trash_dir(txn_id)
-            if self.storage.stat(trash) is not None:
+            with contextlib.suppress(FileNotFoundError):  # another gc got there first
                 self.storage.remove_tree(trash)
 
     def _holds_anything(self, folder: RelPath) -> bool:
@@ -1162,12 +1178,18 @@ class Workspace:
         """The plan of ``row``, parsed once per digest (a plan never changes once submitted)."""
         plan = self._parsed.get(("plan", row.digest))
         if not isinstance(plan, Plan):
-            plan = self._remember(("plan", row.digest), Plan.model_validate_json(row.body))
+            plan = self._remember(("plan", row.digest), stored_plan(row.body))
         return plan
 
-    def _parsed_validation(self, session: Session, plan_id: str) -> tuple[int, Validation] | None:
+    def _parsed_validation(
+        self, session: Session, plan_id: str, remember: bool
+    ) -> tuple[int, Validation] | None:
         """The plan's latest report, parsed once per validation (a stored report never changes):
-        a 50,000-change report costs a second to read and parse, on every page render."""
+        a 50,000-change report costs a second to read and parse, on every page render.
+
+        Only a committed report may be kept (``remember``, from a read session): a row flushed
+        in a write transaction that then fails to commit leaves its id to the next validation.
+        """
         validation_id = session.scalars(
             select(ValidationRow.id)
             .where(ValidationRow.plan_id == plan_id)
@@ -1180,9 +1202,9 @@ class Workspace:
         if not isinstance(report, Validation):
             row = session.get(ValidationRow, validation_id)
             assert row is not None
-            report = self._remember(
-                ("validation", validation_id), Validation.model_validate(row.report)
-            )
+            report = Validation.model_validate(row.report)
+            if remember:
+                self._remember(("validation", validation_id), report)
         return validation_id, report
 
     def _remember(self, key: tuple[str, object], value: _T) -> _T:
@@ -1192,7 +1214,9 @@ class Workspace:
             self._parsed.pop(next(iter(self._parsed)), None)
         return value
 
-    def _record(self, session: Session, row: PlanRow, full: bool = True) -> PlanRecord:
+    def _record(
+        self, session: Session, row: PlanRow, full: bool = True, remember: bool = False
+    ) -> PlanRecord:
         record = PlanRecord(
             id=row.id,
             plan=self._parsed_plan(row),
@@ -1202,7 +1226,7 @@ class Workspace:
             created_at=row.created_at,
         )
         if full:
-            latest = self._parsed_validation(session, row.id)
+            latest = self._parsed_validation(session, row.id, remember)
             if latest is not None:
                 record.validation_id, record.validation = latest
             record.decisions = [

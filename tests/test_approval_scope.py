@@ -210,3 +210,38 @@ def test_a_plan_stored_before_airlock_names_were_refused_still_lists_and_is_refu
     assert report is not None and not report.valid
     assert report.errors[0].code == "unsafe-path"
     assert "Airlock's own state folder" in report.errors[0].message
+
+
+def test_a_report_whose_commit_failed_is_never_shown_for_another_plan(
+    ws: Workspace, root: Path
+) -> None:
+    """A validation row is flushed, then its commit fails: SQLite hands its id to the next
+    validation. The page's parsed-report cache must not show plan A's report as plan B's.
+    The failing commit is injected (a real disk cannot be made to fail between a flush and the
+    commit on demand); the engine's own error path is real."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from airlock.db import ValidationRow
+
+    a = ws.submit(make_plan({"op": "mkdir", "path": "A-only"})).id
+    b = ws.submit(make_plan({"op": "mkdir", "path": "B-only"})).id
+
+    def note(session: Session, *_args: object) -> None:
+        if any(isinstance(row, ValidationRow) for row in session.new):
+            session.info["validation flushed"] = True
+
+    def fail_once(session: Session) -> None:
+        if session.info.get("validation flushed"):
+            event.remove(ws._sessions, "before_commit", fail_once)
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    event.listen(ws._sessions, "before_flush", note)
+    event.listen(ws._sessions, "before_commit", fail_once)
+    with pytest.raises(Exception, match="state database"):
+        ws.validate(a)
+    shown = ws.validate(b).validation
+    assert shown is not None and [c.path for c in shown.changes] == [f"{CASE}/B-only"]
+    again = ws.get(b).validation
+    assert again is not None and [c.path for c in again.changes] == [f"{CASE}/B-only"]

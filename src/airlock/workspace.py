@@ -508,7 +508,7 @@ class Workspace:
         is durable, so if recording fails, say that (not "unchanged") and what happens next."""
         try:
             yield
-        except StorageError as exc:
+        except (StorageError, BusyError) as exc:
             after = (
                 "restoring the state before the plan; then apply it again"
                 if kind == "apply"
@@ -517,11 +517,11 @@ class Workspace:
             raise StorageError(
                 f"every change of the {kind} of plan {plan_id!r} was made on disk, but recording "
                 f"the {kind} failed: {exc.message}. The {kind} is left unfinished: `airlock "
-                "recover --check` and the service's /health report it, and its scope refuses "
-                "other applies until it is recovered",
+                "recover --check` and the service's /health report it, and the next apply or "
+                "rollback on its scope undoes it first",
                 hint=f"{exc.hint}; once that is fixed, `airlock recover` (also run when the "
                 f"service starts) undoes the {kind}, {after}",
-                errno=exc.errno,
+                errno=getattr(exc, "errno", None),
             ) from exc
 
     def unfinished(self) -> list[str]:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airlock.workspace import Workspace
+from crashkit import Mounts
 from support import CASE
 
 
@@ -26,3 +28,14 @@ def ws(root: Path) -> Iterator[Workspace]:
     workspace = Workspace.init(root)
     yield workspace
     workspace.close()
+
+
+@pytest.fixture
+def mounts() -> Iterator[Mounts]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mounts a tmpfs")
+    made = Mounts()
+    try:
+        yield made
+    finally:
+        made.undo()

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import signal
@@ -27,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
+
+import pytest
 
 from airlock import journal
 from airlock.paths import STATE_DIR
@@ -612,3 +615,43 @@ def run_parallel(call: Callable[[T], None], items: Iterable[T], workers: int | N
     with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
         for future in [pool.submit(call, item) for item in items]:
             future.result()
+
+
+# --- mounts (root only) -------------------------------------------------------------------
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, check=False)
+
+
+class Mounts:
+    """Mounts made by one test, undone (innermost first) when it ends."""
+
+    def __init__(self) -> None:
+        self.points: list[Path] = []
+
+    def tmpfs(self, where: Path, size: str) -> Path:
+        where.mkdir(parents=True, exist_ok=True)
+        done = _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where))
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs CAP_SYS_ADMIN): {done.stderr.strip()}")
+        self.points.append(where)
+        return where
+
+    def bind(self, source: Path, target: Path) -> None:
+        done = _run("mount", "--bind", str(source), str(target))
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+        self.points.append(target)
+
+    @staticmethod
+    def remount(where: Path, mode: str) -> None:
+        done = _run("mount", "-o", f"remount,{mode}", str(where))
+        assert done.returncode == 0, f"remount,{mode} {where}: {done.stderr}"
+
+    def undo(self) -> None:
+        gc.collect()  # a workspace that failed to open may still hold descriptors
+        for point in reversed(self.points):
+            _run("mount", "-o", "remount,rw", str(point))
+            if _run("umount", str(point)).returncode != 0:
+                _run("umount", "-l", str(point))

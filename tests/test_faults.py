@@ -11,10 +11,8 @@ mounts), and turns read-only exactly the filesystem holding the files and the tr
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ from crashkit import (
     PRE_FOLDERS,
     PRE_LINKS,
     SCOPE,
+    Mounts,
     apply_step_count,
     assert_clean_state,
     assert_same,
@@ -47,54 +46,6 @@ from crashkit import (
 pytestmark = pytest.mark.root
 
 NOBODY = 65534
-
-
-def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), capture_output=True, text=True, check=False)
-
-
-class Mounts:
-    """Mounts made by one test, undone (innermost first) when it ends."""
-
-    def __init__(self) -> None:
-        self.points: list[Path] = []
-
-    def tmpfs(self, where: Path, size: str) -> Path:
-        where.mkdir(parents=True, exist_ok=True)
-        done = _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where))
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs CAP_SYS_ADMIN): {done.stderr.strip()}")
-        self.points.append(where)
-        return where
-
-    def bind(self, source: Path, target: Path) -> None:
-        done = _run("mount", "--bind", str(source), str(target))
-        if done.returncode != 0:
-            pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
-        self.points.append(target)
-
-    @staticmethod
-    def remount(where: Path, mode: str) -> None:
-        done = _run("mount", "-o", f"remount,{mode}", str(where))
-        assert done.returncode == 0, f"remount,{mode} {where}: {done.stderr}"
-
-    def undo(self) -> None:
-        gc.collect()  # a workspace that failed to open may still hold descriptors
-        for point in reversed(self.points):
-            _run("mount", "-o", "remount,rw", str(point))
-            if _run("umount", str(point)).returncode != 0:
-                _run("umount", "-l", str(point))
-
-
-@pytest.fixture
-def mounts() -> Iterator[Mounts]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: mounts a tmpfs and runs a child process as user nobody")
-    made = Mounts()
-    try:
-        yield made
-    finally:
-        made.undo()
 
 
 # --- disk full ----------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,9 +20,8 @@ import pytest
 
 from airlock.errors import RollbackConflictError, StorageError
 from airlock.workspace import Workspace
-from crashkit import APPROVER, SCOPE, make_tree, prepare, take_snapshot
+from crashkit import APPROVER, SCOPE, Mounts, make_tree, prepare, take_snapshot
 from servicekit import serve_app
-from test_faults import Mounts
 
 S = SCOPE + "/"
 
@@ -36,17 +34,6 @@ def airlock(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=300,
     )
-
-
-@pytest.fixture
-def mounts() -> Iterator[Mounts]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: mounts a tmpfs")
-    made = Mounts()
-    try:
-        yield made
-    finally:
-        made.undo()
 
 
 def fill(folder: Path) -> None:

@@ -166,6 +166,44 @@ def _payload(row: AuditRow) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _check_event(
+    row: AuditRow,
+    key: bytes | None,
+    sigs: Signatures,
+    problems: list[str],
+    signing_began: bool,
+) -> dict[str, Any] | None:
+    """One event on its own: its hash over its stored link, its signature under ``key`` (an
+    unsigned one is a problem once ``signing_began``), its payload; returns the payload, or None
+    if it is unreadable. Counts go to ``sigs``, what is wrong to ``problems``."""
+    if _event_hash(row.prev_hash, row) != row.hash:
+        problems.append(f"event {row.seq}: its content was changed after it was written")
+    if key is not None:
+        if row.signature is None:
+            if signing_began:
+                sigs.unsigned_after_signing += 1
+                problems.append(
+                    f"event {row.seq}: it is not signed, though events before it are: it "
+                    "was added or rewritten by someone without the audit key"
+                )
+            else:
+                sigs.unsigned_before_signing += 1
+        elif hmac.compare_digest(row.signature, sign(key, row.hash)):
+            sigs.signed += 1
+        else:
+            sigs.bad += 1
+            problems.append(
+                f"event {row.seq}: its signature does not match: it was forged or "
+                "rewritten by someone without the audit key"
+            )
+    payload = _payload(row)
+    if payload is None:
+        problems.append(
+            f"event {row.seq}: its payload is not a JSON object (the database was edited)"
+        )
+    return payload
+
+
 def verify(
     session: Session,
     key: bytes | None = None,
@@ -198,32 +236,10 @@ def verify(
             )
         if row.prev_hash != prev:
             problems.append(f"event {row.seq}: does not link to the event before it")
-        if _event_hash(row.prev_hash, row) != row.hash:
-            problems.append(f"event {row.seq}: its content was changed after it was written")
-        if key is not None:
-            if row.signature is None:
-                if sigs.signed or sigs.bad:
-                    sigs.unsigned_after_signing += 1
-                    problems.append(
-                        f"event {row.seq}: it is not signed, though events before it are: it "
-                        "was added or rewritten by someone without the audit key"
-                    )
-                else:
-                    sigs.unsigned_before_signing += 1
-                    legacy_last = row.seq
-            elif hmac.compare_digest(row.signature, sign(key, row.hash)):
-                sigs.signed += 1
-            else:
-                sigs.bad += 1
-                problems.append(
-                    f"event {row.seq}: its signature does not match: it was forged or "
-                    "rewritten by someone without the audit key"
-                )
-        payload = _payload(row)
-        if payload is None:
-            problems.append(
-                f"event {row.seq}: its payload is not a JSON object (the database was edited)"
-            )
+        signing_began = bool(sigs.signed or sigs.bad)
+        payload = _check_event(row, key, sigs, problems, signing_began)
+        if key is not None and row.signature is None and not signing_began:
+            legacy_last = row.seq
         trail.add(row, payload or {})
         if head is not None and row.seq == head.seq:
             head_hash = row.hash
@@ -475,31 +491,7 @@ def verify_plan_events(session: Session, key: bytes | None, plan_id: str) -> Cha
     for row in session.scalars(query):
         report.events += 1
         report.head = row.hash
-        if _event_hash(row.prev_hash, row) != row.hash:
-            problems.append(f"event {row.seq}: its content was changed after it was written")
-        if _payload(row) is None:
-            problems.append(
-                f"event {row.seq}: its payload is not a JSON object (the database was edited)"
-            )
-        if key is None:
-            continue
-        if row.signature is None:
-            if first_signed is not None and row.seq > first_signed:
-                sigs.unsigned_after_signing += 1
-                problems.append(
-                    f"event {row.seq}: it is not signed, though events before it are: it was "
-                    "added or rewritten by someone without the audit key"
-                )
-            else:
-                sigs.unsigned_before_signing += 1
-        elif hmac.compare_digest(row.signature, sign(key, row.hash)):
-            sigs.signed += 1
-        else:
-            sigs.bad += 1
-            problems.append(
-                f"event {row.seq}: its signature does not match: it was forged or rewritten by "
-                "someone without the audit key"
-            )
+        _check_event(row, key, sigs, problems, first_signed is not None and row.seq > first_signed)
     return report
 
 

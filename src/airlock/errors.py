@@ -88,7 +88,12 @@ class StalePlanError(ConflictError):
 
 
 class RollbackConflictError(ConflictError):
-    pass
+    def __init__(
+        self, message: str, hint: str = "", details: Sequence[str] = (), forceable: bool = False
+    ) -> None:
+        super().__init__(message, hint, details)
+        self.forceable = forceable
+        """True if ``--force`` rolls back anyway (setting the conflicting entries aside)."""
 
 
 class PlanInvalidError(ConflictError):

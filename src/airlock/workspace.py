@@ -738,6 +738,7 @@ class Workspace:
             raise RollbackConflictError(
                 f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} "
                 "path(s) changed since it was applied",
+                forceable=True,
                 hint="review them; `--force` rolls back anyway and sets these aside "
                 "in the trash (listed in the audit log)",
                 details=[str(c) for c in conflicts[:50]],

@@ -559,7 +559,7 @@ def rollback(
     except (NotFoundError, NotPermittedError) as exc:
         return _error_page(request, who, exc)
     except RollbackConflictError as exc:
-        if "does not override" not in exc.hint:  # only what --force sets aside, not a refusal
+        if exc.forceable:  # only what "roll back anyway" sets aside, not a refusal
             exc.hint = "review them below; tick “roll back anyway” to set them aside and roll back"
         return _rollback_page(request, who, plan_id, error=exc)
     except AirlockError as exc:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large bench-cli schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -78,6 +78,12 @@ bench-service: $(STAMP)  ## Load the HTTP service: 50 concurrent agents, then ch
 
 bench-large: $(STAMP)  ## A 50,000-operation plan: validation beside a plain storage walk, its review page beside a 100-op plan's
 	$(BIN)/python bench/bench_large_plans.py
+
+bench-seed: $(STAMP)  ## The seed door beside a naive reference of its API: a 10,000-move plan through both, a rename loop, bytes read by validate (issue 10)
+	$(BIN)/python bench/bench_seed_door.py
+
+bench-cli: $(STAMP)  ## Start-up of `airlock --help`, `plan --help`, `plan list --help` and `plan list` beside `python -c pass` (issue 10: under 0.3 s)
+	$(BIN)/python bench/bench_cli_startup.py
 
 schema: $(STAMP)  ## Regenerate schema/plan.schema.json
 	$(BIN)/airlock schema > schema/plan.schema.json

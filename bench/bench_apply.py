@@ -92,7 +92,7 @@ def timed_apply(root: Path, plan: dict[str, Any]) -> tuple[float, float]:
         start = time.perf_counter()
         ws.validate(record.id)
         validated = time.perf_counter()
-        result = ws.apply(record.id, actor="bench")
+        result = ws.apply(record.id)
         applied = time.perf_counter()
         assert result.success, result.error
     return validated - start, applied - validated
@@ -106,7 +106,7 @@ def hook(index):
     if index == at:
         os.kill(os.getpid(), signal.SIGKILL)
 with Workspace(root) as ws:
-    ws.apply(plan_id, actor="bench", hook=hook)
+    ws.apply(plan_id, hook=hook)
 """
 
 

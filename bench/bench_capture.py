@@ -71,14 +71,14 @@ CHILD = textwrap.dedent(
     out["skipped"] = captured.skipped
     if captured.operations:
         plan = {"scope": scope, "author": "bench", "operations": captured.operations}
-        record = ws.validate(ws.submit(plan, actor="bench", staged=captured.staged).id)
+        record = ws.validate(ws.submit(plan, staged=captured.staged).id)
         out["submit_s"] = time.perf_counter() - start - out["capture_s"]
         out["capture_peak"] = status("VmHWM") - out["base_rss"]
         out["plan_id"] = record.id
         Path("/proc/self/clear_refs").write_text("5")
         base = status("VmRSS")
         start = time.perf_counter()
-        assert ws.apply(record.id, actor="bench").success
+        assert ws.apply(record.id).success
         out["apply_s"] = time.perf_counter() - start
         out["apply_peak"] = status("VmHWM") - base
     print(json.dumps(out))

@@ -214,12 +214,12 @@ def main() -> None:
         )
         big = ws.submit(plan_of(big_ops), plan_id="big")
         start = time.perf_counter()
-        record = ws.validate(big.id, actor="bench")
+        record = ws.validate(big.id)
         recorded = time.perf_counter() - start
         assert record.status == "validated", record.status
         row("Workspace.validate", f"{recorded:.2f} s", "simulation + stored plan + report + audit")
         small = ws.submit(plan_of(small_ops, small_scope), plan_id="small")
-        assert ws.validate(small.id, actor="bench").status == "validated"
+        assert ws.validate(small.id).status == "validated"
         _token_id, token = create_token(ws, "bench-approver", Role.APPROVER)
         ws.close()
 

@@ -106,7 +106,7 @@ def run_checked(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProce
 
 
 def library_true(ws: Workspace, sandbox: str) -> runs.RunResult:
-    result = runs.run(ws, SMALL_SCOPE, ["true"], sandbox=sandbox, actor="bench")
+    result = runs.run(ws, SMALL_SCOPE, ["true"], sandbox=sandbox)
     if result.outcome.exit_code != 0 or result.plan is not None:
         raise SystemExit(f"runs.run({sandbox}) of `true` went wrong: {result.to_dict()}")
     return result
@@ -326,7 +326,7 @@ def change_run(ws: Workspace) -> dict[str, float]:
     uninstall = timers.install()
     try:
         start = time.perf_counter()
-        result = runs.run(ws, BIG_SCOPE, ["python3", "-c", CHANGE_SCRIPT], actor="bench")
+        result = runs.run(ws, BIG_SCOPE, ["python3", "-c", CHANGE_SCRIPT])
         total = time.perf_counter() - start
     finally:
         uninstall()

@@ -35,6 +35,7 @@ from airlock import journal
 from airlock.paths import STATE_DIR
 from airlock.records import PlanRecord
 from airlock.workspace import Workspace
+from support import person
 
 Action = Literal["apply", "rollback", "recover"]
 MutationMode = Literal["before", "during", "after"]
@@ -42,7 +43,7 @@ KillPoint = Literal["cursor", "sync", "commit"]
 """Where else a child can die: before its cursor exists, in the final sync, after the commit."""
 T = TypeVar("T")
 
-APPROVER = "jane"
+APPROVER = person("jane")
 AGENT = "agent"
 
 
@@ -232,7 +233,7 @@ def prepare(ws: Workspace, plan_id: str, plan: dict[str, Any] | None = None) -> 
     assert rec.validation is not None
     assert rec.validation.valid, [issue.message for issue in rec.validation.errors]
     if rec.validation.needs_approval:
-        rec = ws.approve(plan_id, actor=APPROVER, comment="crash test")
+        rec = ws.approve(plan_id, by=APPROVER, comment="crash test")
     return rec
 
 
@@ -276,6 +277,11 @@ from airlock import journal
 from airlock.errors import AirlockError
 from airlock.storage import local as local_mod
 from airlock.workspace import Workspace
+from airlock.permissions import Principal, Role
+
+
+def person(name):
+    return Principal(name, Role.ADMIN, via="test")
 
 if cfg["uid"] is not None:
     # The interpreter may live where the target user cannot read it: do everything that
@@ -294,9 +300,9 @@ if cfg["uid"] is not None:
             plan_id="warm",
         )
         warm.validate("warm")
-        warm.approve("warm", actor="b")
+        warm.approve("warm", by=person("b"))
         assert warm.apply("warm").success
-        warm.rollback("warm", actor="b")
+        warm.rollback("warm", by=person("b"))
         warm.audit_verify()
         warm.close()
     os.setgroups([])
@@ -359,9 +365,9 @@ def hook(index):
 try:
     ws = Workspace(Path(cfg["root"]), database_url=cfg["database_url"], recover=cfg["recover"])
     if cfg["action"] == "apply":
-        out = ws.apply(cfg["plan_id"], actor="child", hook=hook).to_dict()
+        out = ws.apply(cfg["plan_id"], by=person("child"), hook=hook).to_dict()
     elif cfg["action"] == "rollback":
-        out = ws.rollback(cfg["plan_id"], actor=cfg["actor"], hook=hook).to_dict()
+        out = ws.rollback(cfg["plan_id"], by=person(cfg["actor"]), hook=hook).to_dict()
     else:
         if cfg["announce"]:
             say("started")
@@ -442,7 +448,7 @@ def _config(
         "root": str(root),
         "plan_id": plan_id,
         "action": action,
-        "actor": APPROVER,
+        "actor": APPROVER.name,
         "kill_before": kill_before,
         "kill_at_mutation": kill_at_mutation,
         "mutation_mode": mutation_mode,

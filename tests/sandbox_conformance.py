@@ -14,6 +14,7 @@ After every test the suite checks that no run left a mount, a scratch folder or 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -34,13 +35,14 @@ from typing import Any
 import pytest
 
 from airlock import runs
+from airlock.plan import Write
 from airlock.records import PlanRecord
 from airlock.runs import RunResult
 from airlock.sandbox import cgroup
 from airlock.sandbox.base import Limits
 from airlock.tokens import Role, create_token
 from airlock.workspace import Workspace
-from support import CASE, snapshot
+from support import CASE, person, snapshot
 
 OTHER_CASE = "projects/OtherCase"
 RECORDS_CASE = "projects/Doe-v-Mercy"
@@ -298,8 +300,21 @@ def _host_ids(pid: int) -> list[int]:
     return ids
 
 
-def operations(plan: PlanRecord) -> list[dict[str, Any]]:
-    return [op.model_dump(mode="json", exclude_none=True) for op in plan.plan.operations]
+def operations(plan: PlanRecord, ws: Workspace) -> list[dict[str, Any]]:
+    """The plan's operations, a write's body shown as its text (submit keeps every body in the
+    content store, and the plan names it by SHA-256 and size)."""
+    shown = []
+    for op in plan.plan.operations:
+        data = op.model_dump(mode="json", exclude_none=True)
+        if isinstance(op, Write) and op.stored is not None:
+            body = b"".join(ws.content.read(op.stored.sha256))
+            del data["sha256"], data["size"]
+            try:
+                data["text"] = body.decode()
+            except UnicodeDecodeError:
+                data["base64"] = base64.b64encode(body).decode()
+        shown.append(data)
+    return shown
 
 
 def payload(ws: Workspace, result: RunResult) -> dict[str, Any]:
@@ -324,8 +339,8 @@ def apply(ws: Workspace, plan: PlanRecord) -> None:
     assert plan.status == "validated"
     assert plan.validation is not None and plan.validation.valid
     if plan.validation.needs_approval:
-        ws.approve(plan.id, actor="reviewer")
-    assert ws.apply(plan.id, actor="reviewer").success
+        ws.approve(plan.id, by=person("reviewer"))
+    assert ws.apply(plan.id, by=person("reviewer")).success
 
 
 def applies_and_rolls_back(ws: Workspace, plan: PlanRecord) -> None:
@@ -333,7 +348,7 @@ def applies_and_rolls_back(ws: Workspace, plan: PlanRecord) -> None:
     before = snapshot(ws.root)
     apply(ws, plan)
     assert snapshot(ws.root) != before
-    assert ws.rollback(plan.id, actor="reviewer").success
+    assert ws.rollback(plan.id, by=person("reviewer")).success
     assert snapshot(ws.root) == before
 
 
@@ -428,7 +443,7 @@ class SandboxConformance:
         assert snapshot(ws.root) == before, "the run changed the real files"
         assert result.plan is not None and result.skipped == []
         providers = sorted(set(SCANS.values()))
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "mkdir", "path": "Medical Records"},
             *({"op": "mkdir", "path": f"Medical Records/{p}"} for p in providers),
             *(
@@ -453,7 +468,7 @@ class SandboxConformance:
         assert (case / "index.txt").read_text() == "scans received 2024-03-01\n"
         assert (case / "correspondence" / "letter.txt").read_text() == "Dear counsel,\n"
 
-        assert ws.rollback(plan.id, actor="reviewer").success
+        assert ws.rollback(plan.id, by=person("reviewer")).success
         assert snapshot(ws.root) == before
 
     def test_the_scope_is_writable_at_both_of_its_paths(self, ws: Workspace, run: Runner) -> None:
@@ -464,7 +479,7 @@ class SandboxConformance:
         assert result.outcome.exit_code == 0, result.outcome.stderr
         assert result.outcome.stdout == b"/scope\n"
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "write", "path": "one.txt", "text": "one\n", "overwrite": False},
             {"op": "write", "path": "two.txt", "text": "two\n", "overwrite": False},
         ]
@@ -743,7 +758,7 @@ with open("docs/new.txt", "w") as handle:
 
         assert result.outcome.exit_code == 0, result.outcome.stderr
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "write", "path": "docs/new.txt", "text": "new\n", "overwrite": False}
         ]
 
@@ -822,7 +837,7 @@ with socket.socket(socket.AF_UNIX) as sock:
         for target in private:
             assert not os.path.lexists(target), f"{target} reached the host"
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {
                 "op": "write",
                 "path": "inside.txt",
@@ -977,7 +992,7 @@ with socket.socket(socket.AF_UNIX) as sock:
         assert result.outcome.exit_code == 0, result.outcome.stderr
         assert result.outcome.stdout != b"append=0\n", "the sandbox's /etc/passwd is writable"
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "write", "path": "kept.txt", "text": "kept\n", "overwrite": False}
         ]
         assert {item["path"] for item in result.skipped} == {"x", "passwd-link"}
@@ -987,7 +1002,7 @@ with socket.socket(socket.AF_UNIX) as sock:
         assert not os.path.lexists(ws.root / CASE / "x")
         assert not os.path.lexists(ws.root / CASE / "passwd-link")
         assert (ws.root / CASE / "kept.txt").read_text() == "kept\n"
-        assert ws.rollback(result.plan.id, actor="reviewer").success
+        assert ws.rollback(result.plan.id, by=person("reviewer")).success
         assert snapshot(ws.root) == before
 
     def test_a_file_swapped_for_a_symlink_is_never_followed(
@@ -1000,7 +1015,7 @@ with socket.socket(socket.AF_UNIX) as sock:
 
         assert result.outcome.exit_code == 0, result.outcome.stderr
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "write", "path": "kept.txt", "text": "kept\n", "overwrite": False}
         ]
         assert {item["path"] for item in result.skipped} == {"report.txt", "notes.txt"}
@@ -1031,7 +1046,7 @@ with socket.socket(socket.AF_UNIX) as sock:
         assert "write" in result.outcome.limits_hit
         assert [item["path"] for item in result.skipped] == ["huge.bin"]
         assert result.plan is not None
-        assert operations(result.plan) == [
+        assert operations(result.plan, ws) == [
             {"op": "write", "path": "small.txt", "text": "kept\n", "overwrite": False}
         ]
         assert payload(ws, result)["limits_hit"] == result.outcome.limits_hit
@@ -1053,7 +1068,7 @@ with socket.socket(socket.AF_UNIX) as sock:
         # exit code is beside it in the audit log); the size limit rounds up to whole pages.
         page = os.sysconf("SC_PAGE_SIZE")
         if result.plan is not None:
-            assert [op["path"] for op in operations(result.plan)] == ["big.bin"]
+            assert [op["path"] for op in operations(result.plan, ws)] == ["big.bin"]
             assert result.plan.validation is not None
             assert result.plan.validation.bytes_written <= -(-limits.write // page) * page
         assert snapshot(ws.root) == before

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from airlock.sample import build_sample_workspace
+from airlock.demo.sample import build_sample_workspace
 from airlock.service.app import create_app
 from airlock.service.settings import Settings
 from airlock.tokens import Role, create_token, revoke_token

@@ -128,6 +128,20 @@ class StorageConformance:
         assert storage.stat(("no", "such", "parent")) is None
         assert storage.stat(("file.txt", "below-a-file")) is None
 
+    def test_stat_names_is_stat_of_each(self, storage: Storage) -> None:
+        storage.mkdir(("d",))
+        put(storage, ("d", "f"), b"12345")
+        storage.mkdir(("d", "sub"))
+        put(storage, ("top",), b"t")
+        names = ["f", "sub", "missing"]
+        assert storage.stat_names(("d",), names) == {n: storage.stat(("d", n)) for n in names}
+        assert storage.stat_names((), ["top", "d"]) == {
+            "top": storage.stat(("top",)),
+            "d": storage.stat(("d",)),
+        }
+        assert storage.stat_names(("nowhere",), ["x"]) == {"x": None}
+        assert storage.stat_names(("top",), ["below-a-file"]) == {"below-a-file": None}
+
     def test_stat_reports_kind_and_size(self, storage: Storage) -> None:
         storage.mkdir(("folder",))
         put(storage, ("folder", "f.bin"), b"12345")

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from airlock.permissions import Principal, Role
+
 CASE = "projects/Case-A"
 
 
@@ -42,3 +44,9 @@ def make_plan(
         "author": author,
         "operations": list(operations),
     }
+
+
+def person(name: str, role: Role = Role.ADMIN) -> Principal:
+    """A principal for library-level tests (the doors authenticate theirs; see the service
+    tests for what each role may do)."""
+    return Principal(name=name, role=role, via="test")

@@ -36,6 +36,7 @@ from airlock.paths import STATE_DIR
 from airlock.records import ApplyResult, PlanRecord
 from airlock.validate import Issue
 from airlock.workspace import Workspace
+from support import person
 
 CASE = "projects/Case-A"
 OLD = "projects/Case-A-old"
@@ -190,9 +191,9 @@ def refused(w: World, data: dict[str, Any], code: str, *fragments: str) -> list[
     ]
     assert matching, f"no {code!r} error naming {fragments}: {[e.model_dump() for e in errors]}"
     with pytest.raises(PlanStateError):
-        w.ws.approve(record.id, actor="jane")
+        w.ws.approve(record.id, by=person("jane"))
     with pytest.raises(PlanStateError):
-        w.ws.apply(record.id, actor="jane")
+        w.ws.apply(record.id, by=person("jane"))
     return errors
 
 
@@ -201,12 +202,12 @@ def validated(w: World, data: dict[str, Any]) -> PlanRecord:
     assert record.validation is not None
     assert record.status == "validated", [e.model_dump() for e in record.validation.errors]
     if record.validation.needs_approval:
-        record = w.ws.approve(record.id, actor="jane", comment="reviewed")
+        record = w.ws.approve(record.id, by=person("jane"), comment="reviewed")
     return record
 
 
 def applied(w: World, data: dict[str, Any]) -> ApplyResult:
-    result = w.ws.apply(validated(w, data).id, actor="jane")
+    result = w.ws.apply(validated(w, data).id, by=person("jane"))
     assert result.success, result.error
     return result
 
@@ -457,7 +458,7 @@ def test_a_plan_on_case_a_never_touches_case_a_old(world: World) -> None:
     result = applied(world, data)
     assert (world.case / "Case-A-old" / "keep.txt").exists()
     assert (world.case / "keep.txt").read_text() == "final\n"
-    record = world.ws.rollback(result.plan_id, actor="jane")
+    record = world.ws.rollback(result.plan_id, by=person("jane"))
     assert record.success
     assert not (world.case / "Case-A-old").exists()
 
@@ -741,7 +742,7 @@ def test_moving_a_symlink_moves_the_entry_only(world: World, link: str) -> None:
     moved = world.case / "links" / "moved"
     assert moved.is_symlink() and os.readlink(moved) == target
     assert not (world.case / link).is_symlink()
-    assert world.ws.rollback(result.plan_id, actor="jane").success
+    assert world.ws.rollback(result.plan_id, by=person("jane")).success
     assert os.readlink(world.case / link) == target
     assert not (world.case / "links").exists()
 
@@ -754,7 +755,7 @@ def test_deleting_a_symlink_deletes_the_entry_only(world: World, link: str) -> N
     target = os.readlink(world.case / link)
     result = applied(world, make_plan({"op": "delete", "path": link}))
     assert not os.path.lexists(world.case / link)
-    assert world.ws.rollback(result.plan_id, actor="jane").success
+    assert world.ws.rollback(result.plan_id, by=person("jane")).success
     assert os.readlink(world.case / link) == target
     # Delete it again and purge the trash: the purge removes the link, never its target.
     applied(world, make_plan({"op": "delete", "path": link}))
@@ -766,7 +767,7 @@ def test_deleting_and_purging_a_folder_of_links_never_follows_them(world: World)
     plant_links(world)
     result = applied(world, make_plan({"op": "delete", "path": "bundle"}))
     assert not (world.case / "bundle").exists()
-    assert world.ws.rollback(result.plan_id, actor="jane").success
+    assert world.ws.rollback(result.plan_id, by=person("jane")).success
     assert os.readlink(world.case / "bundle" / "door") == str(world.outside / "dir")
     applied(
         world,
@@ -789,11 +790,11 @@ def test_overwriting_a_hard_link_never_changes_the_outside_file(world: World) ->
     assert record.validation is not None
     warnings = [w for w in record.validation.warnings if w.code == "hard-link"]
     assert warnings and "2 hard links" in warnings[0].message
-    world.ws.approve(record.id, actor="jane")
-    assert world.ws.apply(record.id, actor="jane").success
+    world.ws.approve(record.id, by=person("jane"))
+    assert world.ws.apply(record.id, by=person("jane")).success
     assert MARK in (world.case / "hard.txt").read_text()
     assert (world.outside / "hard.txt").read_bytes() == b"hard-linked canary"
-    assert world.ws.rollback(record.id, actor="jane").success
+    assert world.ws.rollback(record.id, by=person("jane")).success
     assert (world.case / "hard.txt").read_bytes() == b"hard-linked canary"
     assert os.path.samefile(world.case / "hard.txt", world.outside / "hard.txt")
 
@@ -930,7 +931,7 @@ def test_a_folder_holding_a_fifo_moves_and_deletes_without_opening_it(world: Wor
     result = within_deadline(lambda: applied(world, data), fifos)
     assert isinstance(result, ApplyResult)
     assert not os.path.lexists(world.case / "docs")
-    assert within_deadline(lambda: world.ws.rollback(result.plan_id, actor="jane"), fifos)
+    assert within_deadline(lambda: world.ws.rollback(result.plan_id, by=person("jane")), fifos)
     assert (world.case / "docs" / "pipe").is_fifo()
 
 
@@ -1027,7 +1028,7 @@ def test_a_link_swapped_in_after_validation_makes_the_plan_stale(world: World, r
     record = validated(world, make_plan(*operations))
     racer.race()
     with pytest.raises(StalePlanError) as stale:
-        world.ws.apply(record.id, actor="jane")
+        world.ws.apply(record.id, by=person("jane"))
     assert named in str(stale.value)
     assert world.ws.get(record.id).status in ("validated", "approved")
     assert_clean(world, record.id, None)
@@ -1120,7 +1121,7 @@ def test_a_link_swapped_in_during_apply_never_lets_a_write_out(world: World, rac
             racer.race()
 
     try:
-        result: ApplyResult | None = world.ws.apply(record.id, actor="jane", hook=hook)
+        result: ApplyResult | None = world.ws.apply(record.id, by=person("jane"), hook=hook)
     except AirlockError as exc:
         pytest.fail(f"the apply did not fail cleanly: {type(exc).__name__}: {exc}")
     assert racer.done.is_set()
@@ -1151,7 +1152,7 @@ def test_a_folder_moved_out_of_the_workspace_during_apply_takes_no_write_with_it
         if index == at:
             racer.race()
 
-    result = world.ws.apply(record.id, actor="jane", hook=hook)
+    result = world.ws.apply(record.id, by=person("jane"), hook=hook)
     escaped = files_with_payload(world.elsewhere)
     shutil.rmtree(world.elsewhere / "docs")  # keep the fixture's own check about the rest
     assert escaped == [], "a write followed the folder out of the workspace"

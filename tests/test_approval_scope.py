@@ -15,13 +15,13 @@ import pytest
 
 from airlock.errors import PlanFormatError, StalePlanError, UnsafePathError
 from airlock.workspace import Workspace
-from support import CASE, make_plan, snapshot
+from support import CASE, make_plan, person, snapshot
 
 
 def _approved(ws: Workspace, *operations: dict[str, object]) -> str:
     record = ws.validate(ws.submit(make_plan(*operations)).id)
     assert record.status == "validated", record.validation
-    ws.approve(record.id, actor="dana")
+    ws.approve(record.id, by=person("dana"))
     return record.id
 
 
@@ -48,12 +48,12 @@ def test_a_folder_delete_refuses_files_added_after_approval(
         for n in range(5)
     ]
     mover = ws.validate(ws.submit(make_plan(*moves)).id)
-    assert ws.apply(mover.id, actor="agent").success
+    assert ws.apply(mover.id, by=person("agent")).success
     (drafts / "client-letter-FINAL.docx").write_bytes(b"the only copy")
     before = snapshot(root)
 
     with pytest.raises(StalePlanError) as refused:
-        ws.apply(plan_id, actor="agent")
+        ws.apply(plan_id, by=person("agent"))
     named = "\n".join(refused.value.details)
     assert f"{CASE}/Drafts/client-letter-FINAL.docx: added since validation" in named
     assert f"{CASE}/Drafts/brief-3.docx: added since validation" in named
@@ -66,7 +66,7 @@ def test_a_file_added_in_a_subfolder_is_seen_too(ws: Workspace, root: Path, draf
     plan_id = _approved(ws, {"op": "delete", "path": "Drafts"})
     (drafts / "old" / "new.txt").write_bytes(b"new")
     with pytest.raises(StalePlanError, match="stale") as refused:
-        ws.apply(plan_id, actor="agent")
+        ws.apply(plan_id, by=person("agent"))
     assert refused.value.details == [
         f"{CASE}/Drafts/old/new.txt: added since validation, inside a folder the plan "
         "deletes, moves or copies"
@@ -82,7 +82,7 @@ def test_a_folder_copy_refuses_a_big_file_added_after_validation(
     )
     (drafts / "huge.bin").write_bytes(b"\0" * (3 << 20))
     with pytest.raises(StalePlanError, match="stale"):
-        ws.apply(record.id, actor="agent")
+        ws.apply(record.id, by=person("agent"))
     assert not (root / CASE / "Drafts-copy").exists()
 
 
@@ -96,7 +96,7 @@ def test_a_folder_move_refuses_a_file_removed_or_added(
     )
     (drafts / "added.txt").write_bytes(b"x")
     with pytest.raises(StalePlanError, match="added since validation"):
-        ws.apply(plan_id, actor="agent")
+        ws.apply(plan_id, by=person("agent"))
     assert (drafts / "added.txt").exists() and not (root / CASE / "Old-Drafts").exists()
 
 
@@ -106,7 +106,7 @@ def test_an_unchanged_folder_still_applies_and_the_audit_names_its_digest(
     plan_id = _approved(ws, {"op": "delete", "path": "Drafts"})
     validated = ws.get(plan_id).validation
     assert validated is not None
-    assert ws.apply(plan_id, actor="agent").success
+    assert ws.apply(plan_id, by=person("agent")).success
     applied = next(e for e in ws.audit_events(plan_id) if e["kind"] == "applied")
     assert applied["payload"]["operations"][0]["sha256_before"] == (
         validated.changes[0].sha256_before
@@ -129,7 +129,7 @@ def test_a_report_from_before_folder_contents_were_recorded_must_be_validated_ag
             "UPDATE validations SET report = ? WHERE plan_id = ?", (json.dumps(old), plan_id)
         )
     with pytest.raises(StalePlanError, match="older Airlock"):
-        ws.apply(plan_id, actor="agent")
+        ws.apply(plan_id, by=person("agent"))
     assert drafts.exists()
 
 
@@ -234,11 +234,11 @@ def test_a_report_whose_commit_failed_is_never_shown_for_another_plan(
 
     def fail_once(session: Session) -> None:
         if session.info.get("validation flushed"):
-            event.remove(ws._sessions, "before_commit", fail_once)
+            event.remove(ws.store._writes, "before_commit", fail_once)
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
-    event.listen(ws._sessions, "before_flush", note)
-    event.listen(ws._sessions, "before_commit", fail_once)
+    event.listen(ws.store._writes, "before_flush", note)
+    event.listen(ws.store._writes, "before_commit", fail_once)
     with pytest.raises(Exception, match="state database"):
         ws.validate(a)
     shown = ws.validate(b).validation

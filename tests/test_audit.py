@@ -23,7 +23,7 @@ import pytest
 
 from airlock.plan import canonical_json
 from airlock.workspace import Workspace
-from support import CASE, make_plan
+from support import CASE, make_plan, person
 
 
 def _events(root: Path) -> Workspace:
@@ -31,7 +31,7 @@ def _events(root: Path) -> Workspace:
     for n in range(3):
         record = ws.submit(make_plan({"op": "mkdir", "path": f"folder-{n}"}))
         ws.validate(record.id)
-        ws.apply(record.id, actor="agent")
+        ws.apply(record.id, by=person("agent"))
     return ws
 
 
@@ -488,7 +488,7 @@ def test_state_that_the_chain_does_not_account_for_is_reported(
 ) -> None:
     ws, plan_id = _validated_delete(root)
     if "decisions" in tamper:
-        ws.approve(plan_id, actor="dana")
+        ws.approve(plan_id, by=person("dana"))
     ws.close()
     with _db(root) as db:
         db.execute(tamper)
@@ -498,9 +498,9 @@ def test_state_that_the_chain_does_not_account_for_is_reported(
 def test_applied_and_rolled_back_plans_verify(root: Path) -> None:
     ws, plan_id = _validated_delete(root)
     with ws:
-        ws.approve(plan_id, actor="dana")
-        assert ws.apply(plan_id, actor="dana").success
-        assert ws.rollback(plan_id, actor="dana").success
+        ws.approve(plan_id, by=person("dana"))
+        assert ws.apply(plan_id, by=person("dana")).success
+        assert ws.rollback(plan_id, by=person("dana")).success
         report = ws.audit_verify()
         assert report.ok, report.problems
         assert report.signatures.signed == report.events == 5

@@ -39,7 +39,7 @@ from airlock.sandbox.changes import LocalSides
 from airlock.sandbox.ids import sandbox_ids
 from airlock.sandbox.layers import Found, copy_changes, upper_changes
 from airlock.workspace import Workspace
-from support import snapshot
+from support import person, snapshot
 
 # --- unit tests over an in-memory Sides -------------------------------------------------------
 
@@ -589,17 +589,17 @@ def apply_and_roll_back(
             "author": "agent",
             "operations": captured.operations,
         },
-        actor="agent",
+        by=person("agent"),
     )
     record = ws.validate(record.id)
     assert record.validation is not None
     assert record.validation.valid, record.validation.errors
     if record.validation.needs_approval:
-        ws.approve(record.id, actor="reviewer")
-    result = ws.apply(record.id, actor="agent")
+        ws.approve(record.id, by=person("reviewer"))
+    result = ws.apply(record.id, by=person("agent"))
     assert result.success, result.error
     assert snapshot(scope) == after
-    ws.rollback(record.id, actor="reviewer")
+    ws.rollback(record.id, by=person("reviewer"))
     assert snapshot(scope) == before
 
 

@@ -34,7 +34,7 @@ from airlock.service import review
 from airlock.tokens import Role
 from airlock.workspace import Workspace
 from servicekit import json_of, running_service
-from support import CASE, make_plan, snapshot
+from support import CASE, make_plan, person, snapshot
 
 SCOPE = tuple(CASE.split("/"))
 MIB = 1 << 20
@@ -53,7 +53,7 @@ def run_capture(
 
 def submit(ws: Workspace, captured: Captured) -> str:
     plan = make_plan(*captured.operations)
-    return ws.submit(plan, actor="agent", staged=captured.staged).id
+    return ws.submit(plan, by=person("agent"), staged=captured.staged).id
 
 
 def write_random(path: Path, size: int) -> str:
@@ -79,6 +79,7 @@ MEASURE = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from airlock.capture import Change, Kind, capture
+    from airlock.permissions import Principal, Role
     from airlock.sandbox.changes import LocalSides
     from airlock.workspace import Workspace
 
@@ -97,9 +98,10 @@ MEASURE = textwrap.dedent(
     sides = LocalSides(ws.storage, ("projects", "Case-A"), result, ws.content)
     captured = capture([Change(("big.bin",), Kind.FILE)], sides, write_limit=1 << 40)
     plan = {"scope": "projects/Case-A", "author": "agent", "operations": captured.operations}
-    record = ws.validate(ws.submit(plan, actor="agent", staged=captured.staged).id)
+    agent = Principal("agent", Role.AGENT, via="test")
+    record = ws.validate(ws.submit(plan, by=agent, staged=captured.staged).id)
     after_capture = peak()
-    applied = ws.apply(record.id, actor="agent")
+    applied = ws.apply(record.id, by=agent)
     print(json.dumps({
         "base": base,
         "capture": after_capture - base,
@@ -152,7 +154,7 @@ def test_a_big_file_is_captured_and_applied_in_bounded_memory(
             while chunk := handle.read(MIB):
                 digest.update(chunk)
         assert digest.hexdigest() == sha
-        again.rollback(figures["plan_id"], actor="dana")
+        again.rollback(figures["plan_id"], by=person("dana"))
         assert not (root / CASE / "big.bin").exists()
 
 
@@ -294,11 +296,11 @@ def test_a_stored_body_overwrites_applies_and_rolls_back_to_the_exact_bytes(
     (_, preview) = review.previews(record.plan, changes, content=ws.content)
     assert preview.path == "index.txt" and not preview.binary
     assert preview.lines[:2] == ["line 0", "line 1"]
-    ws.approve(record.id, actor="dana")
-    assert ws.apply(record.id, actor="agent").success
+    ws.approve(record.id, by=person("dana"))
+    assert ws.apply(record.id, by=person("agent")).success
     assert (root / CASE / "inbox" / "scan1.pdf").read_bytes() == scan
     assert (root / CASE / "index.txt").read_text() == text
-    ws.rollback(record.id, actor="dana")
+    ws.rollback(record.id, by=person("dana"))
     assert snapshot(root / CASE) == before
 
 
@@ -314,7 +316,7 @@ def test_a_damaged_stored_body_is_refused_at_apply_and_nothing_changes(
     (sha,) = captured.staged
     blob = ws.content.path(sha)
     blob.write_bytes(os.urandom(MIB))  # same size, other bytes
-    outcome = ws.apply(record.id, actor="agent")
+    outcome = ws.apply(record.id, by=person("agent"))
     assert not outcome.success and outcome.error is not None and "damaged" in outcome.error
     assert snapshot(root / CASE) == before
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import re
 import subprocess
 import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 
-from airlock import plan
+from airlock import cli, errors, plan
+from airlock.cli import output, runs
 from support import CASE, make_plan
 
 
@@ -35,44 +41,77 @@ def ok_json(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
     return json.loads(done.stdout)
 
 
+OPERATOR = f"os:{getpass.getuser()}"
+
+
+def token(root: Path, name: str, role: str) -> str:
+    made = ok_json("token", "create", "--name", name, "--role", role, "-w", str(root))
+    return str(made["token"])
+
+
 def test_full_lifecycle_with_json_and_env_workspace(root: Path, tmp_path: Path) -> None:
     env = {"AIRLOCK_WORKSPACE": str(root)}
     assert ok_json("init", "--workspace", str(root))["workspace"] == str(root)
+    agent = {**env, "AIRLOCK_TOKEN": token(root, "paralegal-agent", "agent")}
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(make_plan({"op": "delete", "path": "notes.txt"})))
-    submitted = ok_json("plan", "submit", str(plan_file), "--id", "cli-1", env=env)
-    assert submitted["status"] == "validated"
+    submitted = ok_json("plan", "submit", str(plan_file), "--id", "cli-1", env=agent)
+    assert submitted["status"] == "validated" and submitted["author"] == "paralegal-agent"
     assert submitted["validation"]["needs_approval"] == ["1 delete(s)"]
 
-    refused = airlock("plan", "apply", "cli-1", "--json", env=env)
+    refused = airlock("plan", "apply", "cli-1", "--json", env=agent)
     assert refused.returncode == 6
     assert json.loads(refused.stdout)["error"] == "NotPermittedError"
 
-    assert ok_json("plan", "approve", "cli-1", "--actor", "dana", env=env)["status"] == "approved"
-    applied = ok_json("plan", "apply", "cli-1", env=env)
+    approved = ok_json("plan", "approve", "cli-1", "--actor", "dana", env=env)
+    assert approved["status"] == "approved" and approved["actor"] == OPERATOR
+    applied = ok_json("plan", "apply", "cli-1", env=agent)
     assert applied["success"] is True
     assert not (root / CASE / "notes.txt").exists()
-    assert ok_json("plan", "rollback", "cli-1", "--actor", "dana", env=env)["success"] is True
+    assert ok_json("plan", "rollback", "cli-1", env=env)["success"] is True
     assert (root / CASE / "notes.txt").read_text() == "first notes\n"
 
     listed = ok_json("plan", "list", env=env)
     assert [p["status"] for p in listed] == ["rolled_back"]
     shown = ok_json("plan", "show", "cli-1", env=env)
-    assert [d["actor"] for d in shown["decisions"]] == ["dana"]
+    assert [d["actor"] for d in shown["decisions"]] == [OPERATOR]
     assert ok_json("audit", "verify", env=env)["ok"] is True
     events = ok_json("audit", "log", "--plan", "cli-1", env=env)
-    assert [e["kind"] for e in events] == [
-        "submitted",
-        "validated",
-        "approved",
-        "applied",
-        "rolled_back",
+    assert [(e["kind"], e["actor"]) for e in events] == [
+        ("submitted", "paralegal-agent"),
+        ("validated", "paralegal-agent"),
+        ("approved", OPERATOR),
+        ("applied", "paralegal-agent"),
+        ("rolled_back", OPERATOR),
     ]
+    assert events[2]["payload"]["note"] == "dana"  # what --actor said, beside the identity
     export = tmp_path / "audit.jsonl"
-    assert ok_json("audit", "export", "-o", str(export), env=env)["events"] == 5
+    assert ok_json("audit", "export", "-o", str(export), env=env)["events"] == 6  # + token
     assert all(json.loads(line)["hash"] for line in export.read_text().splitlines())
     assert ok_json("recover", env=env) == {"recovered": [], "failures": []}
     assert ok_json("gc", "--older-than", "0", env=env)["purged"]
+
+
+def test_actor_is_a_note_never_an_identity(root: Path, tmp_path: Path) -> None:
+    """`--actor` once chose who acted: anyone could approve their own plan as someone else."""
+    env = {"AIRLOCK_WORKSPACE": str(root)}
+    ok_json("init", "-w", str(root))
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(make_plan({"op": "delete", "path": "notes.txt"})))
+    mine = ok_json("plan", "submit", str(plan_file), "--id", "mine", "--actor", "bot", env=env)
+    assert mine["author"] == OPERATOR
+    done = airlock("plan", "approve", "mine", "--actor", "dana", "--json", env=env)
+    assert done.returncode == 6, done.stdout
+    assert "cannot approve" in json.loads(done.stdout)["message"]
+
+    agent = {**env, "AIRLOCK_TOKEN": token(root, "bot", "agent")}
+    done = airlock("plan", "approve", "mine", "--json", env=agent)
+    assert done.returncode == 6 and "role agent" in json.loads(done.stdout)["message"]
+    done = airlock("plan", "approve", "mine", "--json", env={**env, "AIRLOCK_TOKEN": "alk_x_y"})
+    assert done.returncode == 6 and json.loads(done.stdout)["error"] == "AuthenticationError"
+    approver = token(root, "dana", "approver")
+    shown = ok_json("plan", "approve", "mine", "--token", approver, env=env)
+    assert shown["actor"] == "dana" and shown["status"] == "approved"
 
 
 def test_submit_from_stdin_and_human_report(root: Path) -> None:
@@ -88,7 +127,7 @@ def test_submit_from_stdin_and_human_report(root: Path) -> None:
     ("args", "code", "error"),
     [
         (("plan", "show", "nope"), 4, "NotFoundError"),
-        (("plan", "approve", "nope", "--actor", "dana"), 4, "NotFoundError"),
+        (("plan", "approve", "nope"), 4, "NotFoundError"),
         (("plan", "submit", "/no/such/file.json"), 3, "InputError"),
     ],
 )
@@ -170,3 +209,113 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     again = airlock("demo", "--workspace", str(tmp_path / "demo"))
     assert again.returncode == 3 and "--reset" in again.stderr
     assert ok_json("demo", "--workspace", str(tmp_path / "demo"), "--reset")["applied"] is True
+
+
+def command_paths(
+    command: Any, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from command_paths(sub, (*path, name))
+
+
+def test_the_exit_codes_listed_are_the_error_trees() -> None:
+    """The module docstring and `airlock --help` list every code of :mod:`airlock.errors`."""
+    tree = {
+        cls.exit_code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.AirlockError)
+    }
+    assert set(output.exit_codes()) == tree | {0, 2}  # 0 ok, 2 click's usage error
+    assert output.exit_codes()[errors.StorageError.exit_code] == "StorageError"
+    listing = "\n".join(
+        line for line in (cli.__doc__ or "").splitlines() if re.match(r"    \d", line)
+    )
+    documented = {int(n) for n in re.findall(r"(?:^|·)\s*(\d+) [a-z]", listing, re.M)}
+    assert documented == set(output.exit_codes()), listing
+    shown = " ".join(airlock("--help", env={"COLUMNS": "100"}).stdout.split())
+    for code, meaning in output.exit_codes().items():
+        assert f"{code} {meaning}" in shown
+
+
+def test_exit_codes_in_help_texts_are_the_error_trees() -> None:
+    mentioned = {
+        " ".join(path): [int(n) for n in re.findall(r"\bexit (\d+)", command.help or "")]
+        for path, command in command_paths(typer.main.get_command(cli.app))
+    }
+    assert {path: codes for path, codes in mentioned.items() if codes} == {
+        "plan validate": [errors.PlanInvalidError.exit_code],
+        "recover": [errors.StorageError.exit_code],
+        "audit verify": [errors.IntegrityError.exit_code],
+    }
+    run_help = typer.main.get_command(cli.app).commands["run"].help  # type: ignore[attr-defined]
+    assert f", {output.EXIT_RUN_FAILED} when it failed" in run_help
+
+
+def test_run_timeout_bound_is_the_sandboxs() -> None:
+    from airlock.sandbox.base import MAX_TIMEOUT
+
+    assert runs.MAX_TIMEOUT == MAX_TIMEOUT
+
+
+HEAVY = (
+    "sqlalchemy",
+    "pydantic",
+    "fastapi",
+    "uvicorn",
+    "rich.progress",
+    "airlock.workspace",
+    "airlock.db",
+    "airlock.plan",
+    "airlock.sandbox",
+)
+PROBE = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    import typer
+    from airlock.cli import app
+
+    def paths(command, path=()):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, (*path, name))
+
+    codes = {}
+    for argv in [[*path, "--help"] for path in paths(typer.main.get_command(app))] + [sys.argv[1:]]:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                app(argv, prog_name="airlock")
+            except SystemExit as exit:
+                codes[" ".join(argv)] = exit.code
+    print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
+    """
+)
+
+
+def loaded_by(*argv: str) -> tuple[dict[str, int], set[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AIRLOCK_WORKSPACE", "AIRLOCK_TOKEN")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    return answer["codes"], set(answer["modules"])
+
+
+def heavy(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in names))
+
+
+def test_help_loads_nothing_heavy() -> None:
+    """Every command's --help (issue 10: `airlock --help` under 0.3 s) is Typer and Rich only."""
+    codes, modules = loaded_by("--help")
+    assert {"--help", "plan --help", "plan list --help", "run --help"} <= set(codes), codes
+    assert set(codes.values()) == {0}, codes
+    assert heavy(modules) == []
+
+
+def test_a_command_loads_the_library_only_once_it_touches_the_workspace() -> None:
+    codes, modules = loaded_by("plan", "list")
+    assert codes["plan list"] == errors.InputError.exit_code  # no workspace given
+    # Typer itself coerces option values with pydantic, so only pydantic may be there.
+    assert heavy(modules, tuple(h for h in HEAVY if h != "pydantic")) == []

@@ -60,7 +60,7 @@ def build_applied(root: Path) -> tuple[Snapshot, Snapshot, int]:
     """The small plan applied: (snapshot before, snapshot after, rollback steps)."""
     pre, _steps = build_small(root)
     with Workspace(root) as ws:
-        result = ws.apply(PLAN_ID, actor=APPROVER)
+        result = ws.apply(PLAN_ID, by=APPROVER)
         assert result.success, result.error
         rec = ws.get(PLAN_ID)
     return pre, take_snapshot(root), rollback_step_count(rec)
@@ -80,7 +80,7 @@ def check_recovered_apply(root: Path, pre: Snapshot, where: str, steps_started: 
         assert_clean_state(ws)
 
         prepare(ws, PLAN_ID)
-        result = ws.apply(PLAN_ID, actor=APPROVER)
+        result = ws.apply(PLAN_ID, by=APPROVER)
         assert result.success, f"{where}: apply after recovery failed: {result.error}"
         assert_same(
             take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), where + ", re-applied"
@@ -112,10 +112,10 @@ def test_small_plan_uses_every_operation_and_matches_the_model(tmp_path: Path) -
         ]:
             assert wanted in kinds, f"the plan has no {wanted} change: {sorted(kinds)}"
         assert steps == len(validation.changes) + 1 + sum(c.replaces for c in validation.changes)
-        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert ws.apply(PLAN_ID, by=APPROVER).success
         assert_same(take_snapshot(ws.root), expected_after(pre, SCOPE, OPERATIONS), "applied")
         assert_clean_state(ws)
-        assert ws.rollback(PLAN_ID, actor=APPROVER).success
+        assert ws.rollback(PLAN_ID, by=APPROVER).success
         assert_same(take_snapshot(ws.root), pre, "rolled back")
         assert_clean_state(ws)
 
@@ -157,7 +157,7 @@ def test_apply_killed_after_commit_stays_applied(tmp_path: Path) -> None:
         assert [e["kind"] for e in ws.audit_events(PLAN_ID)][-1] == "applied"
         assert_same(take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), "committed apply")
         assert_clean_state(ws)
-        assert ws.rollback(PLAN_ID, actor=APPROVER).success
+        assert ws.rollback(PLAN_ID, by=APPROVER).success
         assert_same(take_snapshot(root), pre, "rolled back")
 
 
@@ -199,7 +199,7 @@ def check_recovered_rollback(root: Path, pre: Snapshot, post: Snapshot, where: s
         assert_clean_state(ws)
 
         assert ws.rollback_conflicts(PLAN_ID) == []
-        result = ws.rollback(PLAN_ID, actor=APPROVER)
+        result = ws.rollback(PLAN_ID, by=APPROVER)
         assert result.success, where
         assert_same(take_snapshot(root), pre, where + ", rolled back again")
         assert ws.get(PLAN_ID).status == "rolled_back"
@@ -464,12 +464,12 @@ def test_big_plan_killed_at_random_instants(tmp_path: Path) -> None:
 
     # 4. and, uninterrupted, it applies exactly as modelled and rolls back exactly
     with Workspace(root) as ws:
-        result_apply = ws.apply(BIG_ID, actor=APPROVER)
+        result_apply = ws.apply(BIG_ID, by=APPROVER)
         assert result_apply.success, result_apply.error
         assert_same(
             take_snapshot(root), expected_after(pre, BIG_SCOPE, plan["operations"]), "big applied"
         )
-        assert ws.rollback(BIG_ID, actor=APPROVER).success
+        assert ws.rollback(BIG_ID, by=APPROVER).success
         assert_same(take_snapshot(root), pre, "big rolled back")
         assert_clean_state(ws)
 

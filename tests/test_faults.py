@@ -89,7 +89,7 @@ def test_disk_full_fails_cleanly_and_leaves_the_workspace_unchanged(
         pre = take_snapshot(root)
 
         try:
-            result = ws.apply("full", actor=APPROVER)
+            result = ws.apply("full", by=APPROVER)
         except StorageError as exc:
             # The plan's 256 KiB of text live in its database row, on the same full disk: the
             # undo ran, but the database could not record the failure. Only the write case.
@@ -111,7 +111,7 @@ def test_disk_full_fails_cleanly_and_leaves_the_workspace_unchanged(
         assert ws.get("full").status == "failed"
         assert_clean_state(ws)
         prepare(ws, "full")
-        result = ws.apply("full", actor=APPROVER)
+        result = ws.apply("full", by=APPROVER)
         assert result.success, result.error
         assert_same(take_snapshot(root), expected_after(pre, SCOPE, operations), "space freed")
         assert_clean_state(ws)
@@ -149,7 +149,7 @@ def test_filesystem_turns_read_only_mid_plan(mounts: Mounts, tmp_path: Path, at:
 
         if step == 0:
             # Nothing had happened yet: the apply fails cleanly.
-            result = ws.apply(PLAN_ID, actor=APPROVER, hook=hook)
+            result = ws.apply(PLAN_ID, by=APPROVER, hook=hook)
             assert not result.success
             assert result.error is not None and "read-only" in result.error, result.error
             assert ws.get(PLAN_ID).status == "failed"
@@ -158,7 +158,7 @@ def test_filesystem_turns_read_only_mid_plan(mounts: Mounts, tmp_path: Path, at:
         else:
             # Steps had happened and cannot be undone on a read-only filesystem.
             with pytest.raises(StorageError) as failure:
-                ws.apply(PLAN_ID, actor=APPROVER, hook=hook)
+                ws.apply(PLAN_ID, by=APPROVER, hook=hook)
             assert "read-only" in failure.value.message, failure.value
             assert "airlock recover" in failure.value.hint
             assert ws.get(PLAN_ID).status == "applying"
@@ -175,7 +175,7 @@ def test_filesystem_turns_read_only_mid_plan(mounts: Mounts, tmp_path: Path, at:
         assert_clean_state(ws)
 
         prepare(ws, PLAN_ID)
-        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert ws.apply(PLAN_ID, by=APPROVER).success
         assert_same(take_snapshot(root), expected_after(pre, SCOPE, OPERATIONS), "re-applied")
         assert_clean_state(ws)
 
@@ -187,7 +187,7 @@ def test_read_only_from_the_start_with_state_elsewhere(mounts: Mounts, tmp_path:
         prepare(ws, PLAN_ID, PLAN)
         pre = take_snapshot(root)
         mounts.remount(mnt, "ro")
-        result = ws.apply(PLAN_ID, actor=APPROVER)
+        result = ws.apply(PLAN_ID, by=APPROVER)
         assert not result.success
         assert result.error is not None and "read-only" in result.error, result.error
         assert ws.get(PLAN_ID).status == "failed"
@@ -209,12 +209,12 @@ def test_read_only_from_the_start_with_only_the_database_elsewhere(
         pre = take_snapshot(root)
         mounts.remount(mnt, "ro")
         with pytest.raises(StorageError, match="read-only") as failure:
-            ws.apply(PLAN_ID, actor=APPROVER)
+            ws.apply(PLAN_ID, by=APPROVER)
         assert "read-write" in failure.value.hint
         assert ws.get(PLAN_ID).status == "approved"
         assert_same(take_snapshot(root), pre, "read-only workspace, database elsewhere")
         mounts.remount(mnt, "rw")
-        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert ws.apply(PLAN_ID, by=APPROVER).success
         assert_clean_state(ws)
 
 
@@ -234,7 +234,7 @@ def test_read_only_from_the_start_with_state_beside_it(mounts: Mounts, tmp_path:
     mounts.remount(mnt, "rw")
     with Workspace(root) as ws:
         assert ws.get(PLAN_ID).status == "approved"
-        assert ws.apply(PLAN_ID, actor=APPROVER).success
+        assert ws.apply(PLAN_ID, by=APPROVER).success
 
 
 # --- permission denied --------------------------------------------------------------------

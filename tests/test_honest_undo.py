@@ -77,7 +77,7 @@ def test_a_disk_full_at_the_final_commit_says_what_is_true(mounts: Mounts, tmp_p
                 fill(mnt)
 
         with pytest.raises(StorageError) as failed:
-            ws.apply("full", actor=APPROVER, progress=after_each_step)
+            ws.apply("full", by=APPROVER, progress=after_each_step)
         said = str(failed.value)
         assert "unchanged" not in said
         assert "every change of the apply of plan 'full' was made on disk" in said
@@ -149,7 +149,7 @@ def test_gc_killed_mid_purge_leaves_no_rollback_over_half_the_files(tmp_path: Pa
             "purge",
             {"scope": SCOPE, "author": "agent", "operations": [{"op": "delete", "path": "Scans"}]},
         )
-        result = ws.apply("purge", actor=APPROVER)
+        result = ws.apply("purge", by=APPROVER)
         assert result.success
         trash = root / ".airlock" / "trash" / str(result.transaction_id) / "0"
 
@@ -173,7 +173,7 @@ def test_gc_killed_mid_purge_leaves_no_rollback_over_half_the_files(tmp_path: Pa
     with Workspace(root) as ws:
         assert [e for e in ws.audit_events("purge") if e["kind"] == "purged"]
         with pytest.raises(Exception, match="purged"):
-            ws.rollback("purge", actor=APPROVER)
+            ws.rollback("purge", by=APPROVER)
         assert not (root / SCOPE / "Scans").exists()
         ws.gc(older_than_days=0)  # a later gc finishes the purge
         assert not trash.exists()
@@ -186,13 +186,13 @@ def test_a_rollback_refuses_when_kept_aside_files_are_missing(ws: Workspace, roo
         (folder / f"{n}.pdf").write_bytes(b"PDF-1.4 " + str(n).encode())
     operations = [{"op": "delete", "path": "Scans"}, {"op": "delete", "path": "notes.txt"}]
     prepare(ws, "gone", {"scope": SCOPE, "author": "agent", "operations": operations})
-    result = ws.apply("gone", actor=APPROVER)
+    result = ws.apply("gone", by=APPROVER)
     trash = root / ".airlock" / "trash" / str(result.transaction_id)
     (trash / "0" / "3.pdf").unlink()  # removed by hand, or by a purge cut short
     (trash / "1").unlink()
     for force in (False, True):
         with pytest.raises(RollbackConflictError, match="kept aside are gone") as refused:
-            ws.rollback("gone", actor=APPROVER, force=force)
+            ws.rollback("gone", by=APPROVER, force=force)
         assert refused.value.details == [
             f"{S}Scans: its kept-aside folder holds 4 file(s), 36 bytes; the plan removed "
             "5 file(s), 45 bytes",
@@ -218,7 +218,7 @@ def _raced(ws: Workspace, root: Path, swap_for_link: bool) -> None:
 
     make_tree(root, {S + "inbox/a.txt": "a"})
     prepare(ws, "raced", MOVE_PLAN)
-    result = ws.apply("raced", actor=APPROVER, hook=hook)
+    result = ws.apply("raced", by=APPROVER, hook=hook)
     assert not result.success
     assert result.differs == [f"{S}inbox/a.txt: disappeared since validation"]
 

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from airlock import journal, paths
+from airlock.content import ContentStore
 from airlock.errors import PlanFormatError, RollbackConflictError, UnsafePathError
 from airlock.journal import Cursor, Step
 from airlock.paths import STATE_DIR, RelPath, render
@@ -39,6 +40,7 @@ from airlock.storage.base import Kind
 from airlock.storage.memory import MemoryStorage
 from airlock.validate import Change, stale_paths, validate
 from airlock.workspace import Workspace
+from support import person
 
 SCOPE: RelPath = ("projects", "Case")
 SCOPE_TEXT = render(SCOPE)
@@ -132,8 +134,11 @@ def model_digest(tree: Tree, path: RelPath) -> str | None:
     return "tree:" + digest.hexdigest()
 
 
-def model_apply(tree: Tree, changes: list[Change], plan: Plan) -> Tree:
-    """Replay the report's changes on the model, checking the hashes they record."""
+def model_apply(
+    tree: Tree, changes: list[Change], plan: Plan, store: ContentStore | None = None
+) -> Tree:
+    """Replay the report's changes on the model, checking the hashes they record (a write's
+    body from ``store`` when the plan names a stored one, as submitted plans do)."""
     model = dict(tree)
     for change in changes:
         dest = _split(change.path)
@@ -149,7 +154,10 @@ def model_apply(tree: Tree, changes: list[Change], plan: Plan) -> Tree:
             assert dest not in model
             op = plan.operations[change.op]
             assert isinstance(op, Write)
-            data = op.content()
+            blob = op.stored
+            data = (
+                op.content() if blob is None or store is None else b"".join(store.read(blob.sha256))
+            )
             assert hashlib.sha256(data).hexdigest() == change.sha256_after
             assert change.size == len(data)
             model[dest] = ("file", data)
@@ -157,7 +165,10 @@ def model_apply(tree: Tree, changes: list[Change], plan: Plan) -> Tree:
             assert change.source is not None
             source = _split(change.source)
             assert dest not in model
-            assert model_digest(model, source) == change.sha256_after, change
+            if change.action == "copy" or change.identity is None:
+                assert model_digest(model, source) == change.sha256_after, change
+            else:  # a move records what it moves by identity, read from no file
+                assert change.sha256_after is None, change
             moving = _subtree(model, source)
             if change.action == "move":
                 for key in moving:
@@ -253,6 +264,10 @@ def _guess(tree: Tree, op: dict[str, Any]) -> None:
     def key(text: str) -> RelPath:
         return (*SCOPE, *text.split("/"))
 
+    if op.get("parents"):
+        made = key(op.get("destination", op.get("path", "")))
+        for depth in range(len(SCOPE) + 1, len(made)):
+            tree.setdefault(made[:depth], DIR)
     if op["op"] == "mkdir":
         tree.setdefault(key(op["path"]), DIR)
     elif op["op"] == "write":
@@ -275,6 +290,12 @@ def draw_plan(data: st.DataObject, tree: Tree, *, invalid: bool = True) -> dict[
     recent: list[RelPath] = []
     for _ in range(data.draw(st.integers(1, 4))):
         op = draw_operation(data, scratch, invalid=invalid, recent=recent)
+        if op["op"] != "delete" and data.draw(st.integers(0, 2)) == 0:
+            op["parents"] = True  # create the folders it needs (as the seed door always asks)
+            where = "destination" if "destination" in op else "path"
+            if op[where] not in BAD_PATHS and data.draw(st.integers(0, 1)) == 0:  # folders to make
+                folder = data.draw(st.sampled_from(["made", "made/deeper", "n0", "dir/new"]))
+                op[where] = f"{folder}/{op[where]}"
         operations.append(op)
         if data.draw(st.integers(0, 3)) and all(
             op.get(name, "a") not in BAD_PATHS for name in ("path", "source", "destination")
@@ -399,7 +420,7 @@ class ApplyMachine(RuleBasedStateMachine):
         plan_data = draw_plan(data, before)
         note(f"plan: {json.dumps(plan_data['operations'])}")
         try:
-            record = self.ws.submit(plan_data, actor="agent")
+            record = self.ws.submit(plan_data, by=person("agent"))
         except (PlanFormatError, UnsafePathError):
             assert snapshot_disk(self.root) == before
             return
@@ -414,9 +435,9 @@ class ApplyMachine(RuleBasedStateMachine):
             return
         assert record.status == "validated"
         assert stale_paths(report.preconditions, self.ws.storage) == []
-        expected = model_apply(before, report.changes, record.plan)
+        expected = model_apply(before, report.changes, record.plan, self.ws.content)
         if report.needs_approval:
-            self.ws.approve(record.id, actor="approver")
+            self.ws.approve(record.id, by=person("approver"))
         steps = journal.compile_apply(report.changes, "TXN")
         mode = data.draw(st.sampled_from(["apply", "apply", "plant", "crash"]))
         if mode == "plant":
@@ -429,7 +450,7 @@ class ApplyMachine(RuleBasedStateMachine):
             self._interrupted_apply(record.id, data.draw(st.integers(0, len(steps) - 1)))
             assert snapshot_disk(self.root) == before
             return
-        result = self.ws.apply(record.id, actor="agent")
+        result = self.ws.apply(record.id, by=person("agent"))
         assert result.success, result.error
         self.applied += 1
         assert snapshot_disk(self.root) == expected
@@ -447,18 +468,18 @@ class ApplyMachine(RuleBasedStateMachine):
                 record.id, data.draw(st.integers(0, len(rollback_steps) - 1))
             )
             assert snapshot_disk(self.root) == expected
-        self.ws.rollback(record.id, actor="approver")
+        self.ws.rollback(record.id, by=person("approver"))
         self.rolled_back += 1
         assert self.ws.get(record.id).status == "rolled_back"
         assert snapshot_disk(self.root) == before
         if data.draw(st.booleans()):
             # Apply the same plan again (a new submission) and keep it: the tree moves on.
-            again = self.ws.validate(self.ws.submit(plan_data, actor="agent").id)
+            again = self.ws.validate(self.ws.submit(plan_data, by=person("agent")).id)
             assert again.validation is not None and again.validation.valid
             assert again.validation.changes == report.changes
             if again.validation.needs_approval:
-                self.ws.approve(again.id, actor="approver")
-            assert self.ws.apply(again.id, actor="agent").success
+                self.ws.approve(again.id, by=person("approver"))
+            assert self.ws.apply(again.id, by=person("agent")).success
             assert snapshot_disk(self.root) == expected
 
     @rule(data=st.data())
@@ -498,7 +519,7 @@ class ApplyMachine(RuleBasedStateMachine):
             return journal.compile_apply(changes, txn_id)
 
         hook = self._planting_hook(compile_steps, index, planted)
-        result = self.ws.apply(plan_id, actor="agent", hook=hook)
+        result = self.ws.apply(plan_id, by=person("agent"), hook=hook)
         assert not result.success
         assert result.error is not None and f"step {index} " in result.error
         self.failed += 1
@@ -514,7 +535,7 @@ class ApplyMachine(RuleBasedStateMachine):
 
         hook = self._planting_hook(compile_steps, index, planted)
         with pytest.raises(RollbackConflictError, match=f"step {index} "):
-            self.ws.rollback(plan_id, actor="approver", hook=hook)
+            self.ws.rollback(plan_id, by=person("approver"), hook=hook)
         self.failed += 1
         assert self.ws.get(plan_id).status == "applied"
         self._remove_planted(planted)
@@ -528,7 +549,7 @@ class ApplyMachine(RuleBasedStateMachine):
         return hook
 
     def _recover(self, plan_id: str, index: int, status: str) -> None:
-        recovered = self.ws.recover(actor="operator")
+        recovered = self.ws.recover(by=person("operator"))
         assert [r.plan_id for r in recovered] == [plan_id]
         assert recovered[0].steps_undone == index + 1
         self.recovered += 1
@@ -537,14 +558,14 @@ class ApplyMachine(RuleBasedStateMachine):
     def _interrupted_apply(self, plan_id: str, index: int) -> None:
         """The process dies before step ``index`` (the hook raises); recovery undoes it."""
         with pytest.raises(OSError, match="injected failure"):
-            self.ws.apply(plan_id, actor="agent", hook=self._crash_before(index))
+            self.ws.apply(plan_id, by=person("agent"), hook=self._crash_before(index))
         # A hook's exception is a crash, not a step failure: nothing is undone in-process.
         assert self.ws.get(plan_id).status == "applying"
         self._recover(plan_id, index, "failed")
 
     def _interrupted_rollback(self, plan_id: str, index: int) -> None:
         with pytest.raises(OSError, match="injected failure"):
-            self.ws.rollback(plan_id, actor="approver", hook=self._crash_before(index))
+            self.ws.rollback(plan_id, by=person("approver"), hook=self._crash_before(index))
         assert self.ws.get(plan_id).status == "rolling_back"
         self._recover(plan_id, index, "applied")
 

@@ -1,4 +1,5 @@
-"""The review page's pure helpers (src/airlock/service/review.py): trees, previews, tabs, ages."""
+"""The review page's pure helpers: the trees before and after a plan (src/airlock/before_after.py),
+and previews, tabs and ages (src/airlock/service/review.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from typing import Any
 
 import pytest
 
+from airlock import before_after
+from airlock.before_after import Listed, Node
+from airlock.demo.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
 from airlock.plan import parse_plan
 from airlock.policy import Policy
-from airlock.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
 from airlock.service import review
-from airlock.service.review import Listed, Node
 from airlock.storage.memory import MemoryStorage
 from airlock.validate import Change, validate
 from airlock.workspace import Workspace
+from support import person
 
 SCOPE = "projects/Case-A"
 
@@ -63,7 +66,7 @@ def flat(node: Node) -> dict[str, tuple[str, str]]:
 
 def test_list_scope_lists_entries_relative_to_the_scope_parents_first() -> None:
     storage = storage_with({"a.txt": b"a", "inbox/b.pdf": b"bb"}, folders=("empty",))
-    listing, truncated = review.list_scope(storage, SCOPE)
+    listing, truncated = before_after.list_scope(storage, SCOPE)
     assert not truncated
     assert [item.path for item in listing] == ["a.txt", "empty", "inbox", "inbox/b.pdf"]
     assert listing[0] == Listed("a.txt", "file", 1)
@@ -72,13 +75,13 @@ def test_list_scope_lists_entries_relative_to_the_scope_parents_first() -> None:
 
 def test_list_scope_stops_at_the_limit_and_says_so() -> None:
     storage = storage_with({f"f{n}.txt": b"x" for n in range(10)})
-    listing, truncated = review.list_scope(storage, SCOPE, limit=4)
+    listing, truncated = before_after.list_scope(storage, SCOPE, limit=4)
     assert truncated
     assert len(listing) == 4
 
 
 def test_list_scope_of_a_missing_scope_is_empty() -> None:
-    assert review.list_scope(MemoryStorage(), "projects/Nope") == ([], False)
+    assert before_after.list_scope(MemoryStorage(), "projects/Nope") == ([], False)
 
 
 def test_moves_deletes_and_new_entries_are_marked_on_both_sides() -> None:
@@ -90,8 +93,8 @@ def test_moves_deletes_and_new_entries_are_marked_on_both_sides() -> None:
         {"op": "delete", "path": "Thumbs.db"},
         {"op": "write", "path": "INDEX.md", "text": "# index\n"},
     )
-    listing, _ = review.list_scope(storage, SCOPE)
-    trees = review.build_trees(SCOPE, listing, changes)
+    listing, _ = before_after.list_scope(storage, SCOPE)
+    trees = before_after.build_trees(SCOPE, listing, changes)
     before, after = flat(trees.before), flat(trees.after)
     assert before == {
         "notes.txt": ("same", ""),
@@ -120,8 +123,8 @@ def test_a_moved_folder_carries_its_contents_and_a_chain_of_moves_shows_the_orig
         {"op": "move", "source": "x.txt", "destination": "y.txt"},
         {"op": "move", "source": "y.txt", "destination": "Archive/z.txt"},
     )
-    listing, _ = review.list_scope(storage, SCOPE)
-    trees = review.build_trees(SCOPE, listing, changes)
+    listing, _ = before_after.list_scope(storage, SCOPE)
+    trees = before_after.build_trees(SCOPE, listing, changes)
     before, after = flat(trees.before), flat(trees.after)
     assert before["inbox"] == ("moved", "Archive")
     assert before["inbox/a.pdf"] == ("carried", "Archive/a.pdf")
@@ -135,8 +138,8 @@ def test_a_moved_folder_carries_its_contents_and_a_chain_of_moves_shows_the_orig
 def test_a_deleted_folder_marks_everything_inside_it() -> None:
     storage = storage_with({"old/a.txt": b"a", "old/deep/b.txt": b"b", "keep.txt": b"k"})
     changes = changes_of(storage, {"op": "delete", "path": "old"})
-    listing, _ = review.list_scope(storage, SCOPE)
-    before = flat(review.build_trees(SCOPE, listing, changes).before)
+    listing, _ = before_after.list_scope(storage, SCOPE)
+    before = flat(before_after.build_trees(SCOPE, listing, changes).before)
     assert {path for path, (mark, _) in before.items() if mark == "deleted"} == {
         "old",
         "old/a.txt",
@@ -154,8 +157,8 @@ def test_overwrites_and_copies_say_what_they_replace() -> None:
         {"op": "copy", "source": "b.txt", "destination": "c.txt", "overwrite": True},
         {"op": "copy", "source": "b.txt", "destination": "b copy.txt"},
     )
-    listing, _ = review.list_scope(storage, SCOPE)
-    trees = review.build_trees(SCOPE, listing, changes)
+    listing, _ = before_after.list_scope(storage, SCOPE)
+    trees = before_after.build_trees(SCOPE, listing, changes)
     before, after = flat(trees.before), flat(trees.after)
     assert before["a.txt"] == ("replaced", "")
     assert before["c.txt"] == ("replaced", "")
@@ -170,7 +173,7 @@ def test_overwrites_and_copies_say_what_they_replace() -> None:
 def test_a_truncated_listing_still_shows_every_changed_entry() -> None:
     storage = storage_with({"a.txt": b"a", "z/deep.txt": b"d"})
     changes = changes_of(storage, {"op": "move", "source": "z/deep.txt", "destination": "d.txt"})
-    trees = review.build_trees(SCOPE, [Listed("a.txt", "file", 1)], changes, truncated=True)
+    trees = before_after.build_trees(SCOPE, [Listed("a.txt", "file", 1)], changes, truncated=True)
     assert trees.truncated
     assert flat(trees.before)["z/deep.txt"] == ("moved", "d.txt")
     assert flat(trees.after)["d.txt"] == ("moved", "z/deep.txt")
@@ -184,12 +187,12 @@ def test_after_apply_the_before_tree_is_rebuilt_to_match_the_review(tmp_path: Pa
         assert record.validation is not None
         changes = record.validation.changes
         scope = f"projects/{DEMO_CASE}"
-        listing, _ = review.list_scope(ws.storage, scope)
-        reviewed = review.build_trees(scope, listing, changes)
-        ws.approve("p", actor="jane")
-        assert ws.apply("p", actor="jane").success
-        listing_after, _ = review.list_scope(ws.storage, scope)
-        rebuilt = review.build_trees(scope, listing_after, changes, applied=True)
+        listing, _ = before_after.list_scope(ws.storage, scope)
+        reviewed = before_after.build_trees(scope, listing, changes)
+        ws.approve("p", by=person("jane"))
+        assert ws.apply("p", by=person("jane")).success
+        listing_after, _ = before_after.list_scope(ws.storage, scope)
+        rebuilt = before_after.build_trees(scope, listing_after, changes, applied=True)
     assert rebuilt.reconstructed and not reviewed.reconstructed
     assert rebuilt.before == reviewed.before
     assert rebuilt.after == reviewed.after
@@ -203,7 +206,9 @@ def test_after_apply_what_an_overwrite_replaced_is_shown_without_its_old_size() 
     change = Change(
         op=0, action="overwrite", path=f"{SCOPE}/a.txt", size=12, replaces=True, sha256_before="x"
     )
-    trees = review.build_trees(SCOPE, review.list_scope(storage, SCOPE)[0], [change], applied=True)
+    trees = before_after.build_trees(
+        SCOPE, before_after.list_scope(storage, SCOPE)[0], [change], applied=True
+    )
     assert trees.before.children[0].mark == "replaced"
     assert trees.before.children[0].size is None
     assert trees.after.children[0].mark == "overwritten"

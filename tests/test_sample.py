@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import stat
+import subprocess
+import sys
+import tomllib
 import zipfile
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
-from airlock.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
+from airlock.demo.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
 
 OP_KEYS: dict[str, set[str]] = {
     "mkdir": {"op", "path"},
@@ -128,6 +134,39 @@ def test_tools_script_is_executable(workspace: Path) -> None:
     script = workspace / "Tools" / "organize_medical_subfolders.sh"
     assert script.read_text("utf-8").startswith("#!")
     assert script.stat().st_mode & stat.S_IXUSR
+
+
+def test_inventory_tool_runs_on_the_demo_case(workspace: Path, tmp_path: Path) -> None:
+    """The Python tool is a real script (linted and type-checked in the source tree) that works."""
+    out = tmp_path / "inventory.csv"
+    tool = workspace / "Tools" / "create_file_inventory.py"
+    assert tool.stat().st_mode & stat.S_IXUSR
+    subprocess.run([sys.executable, tool, workspace / "projects" / DEMO_CASE, out], check=True)
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["path", "bytes", "modified", "sha256"]
+    assert {row[0] for row in rows[1:]} == set(snapshot(workspace / "projects" / DEMO_CASE))
+
+
+def data_files(node: Traversable, prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for child in node.iterdir():
+        path = f"{prefix}{child.name}"
+        found |= data_files(child, f"{path}/") if child.is_dir() else {path}
+    return found
+
+
+def test_every_data_file_is_used() -> None:
+    """Each file under data/workspace/ is a file's bytes (copied) or text (a PDF or document)."""
+    data = files("airlock.demo") / "data"
+    manifest = tomllib.loads((data / "workspace.toml").read_text(encoding="utf-8"))["file"]
+    wanted = {
+        entry["path"] + (".txt" if entry.get("made") in {"pdf", "docx"} else "")
+        for entry in manifest
+        if entry.get("made", "copy") in {"copy", "pdf", "docx"}
+    }
+    present = {p for p in data_files(data / "workspace") if "__pycache__/" not in p}
+    assert present == wanted
 
 
 def test_plan_shape_and_json_round_trip() -> None:

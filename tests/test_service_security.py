@@ -46,6 +46,7 @@ from servicekit import (
     running_service,
     serve_command,
 )
+from support import person
 
 AGENT = TOKEN_NAMES[Role.AGENT]
 API = "/api/v1"
@@ -80,9 +81,9 @@ def needs_approval(service: Service) -> str:
             "author": AGENT,
             "operations": [{"op": "delete", "path": "b.txt"}],
         },
-        actor=AGENT,
+        by=person(AGENT, Role.AGENT),
     )
-    record = service.ws.validate(record.id, actor=AGENT)
+    record = service.ws.validate(record.id, by=person(AGENT, Role.AGENT))
     assert record.status == "validated" and record.validation is not None
     assert record.validation.needs_approval
     return record.id
@@ -97,17 +98,18 @@ def applied(service: Service) -> str:
             "author": AGENT,
             "operations": [{"op": "write", "path": "c.txt", "text": "charlie\n"}],
         },
-        actor=AGENT,
+        by=person(AGENT, Role.AGENT),
     )
-    service.ws.validate(record.id, actor=AGENT)
-    assert service.ws.apply(record.id, actor=AGENT).success
+    service.ws.validate(record.id, by=person(AGENT, Role.AGENT))
+    assert service.ws.apply(record.id, by=person(AGENT, Role.AGENT)).success
     return record.id
 
 
 def check_error(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
     assert response.status_code == status, (response.status_code, response.text)
     body: dict[str, Any] = json_of(response)
-    assert set(body) == {"detail", "error", "hint", "details"}, body
+    assert set(body) == {"error", "message", "detail", "hint", "details"}, body
+    assert body["detail"] == body["message"], body
     for word in words:
         assert word in body["detail"] + " " + body["hint"], (word, body)
     return body
@@ -460,7 +462,7 @@ def test_sessions_expire_and_their_lifetime_is_a_setting(tmp_path: Path) -> None
     with running_service(tmp_path / "ws", Settings(session_hours=0.5)) as short:
         ws = short.ws
         token_id = short.token_ids[Role.APPROVER]
-        who = Principal(token_id, TOKEN_NAMES[Role.APPROVER], Role.APPROVER)
+        who = Principal(TOKEN_NAMES[Role.APPROVER], Role.APPROVER, via=f"token:{token_id}")
         start = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
         secret, session = start_session(ws, who, dt.timedelta(hours=1), now=start)
         assert session.expires_at == start + dt.timedelta(hours=1)
@@ -483,7 +485,7 @@ def _revalidated(service: Service, plan_id: str) -> tuple[int, int]:
     shown = service.ws.get(plan_id).validation_id
     assert shown is not None
     (service.root / service.ws.get(plan_id).plan.scope / "b.txt").write_text("changed\n" * 500)
-    newer = service.ws.validate(plan_id, actor=AGENT)
+    newer = service.ws.validate(plan_id, by=person(AGENT, Role.AGENT))
     assert newer.status == "validated" and newer.validation_id not in (None, shown)
     assert newer.validation_id is not None
     return shown, newer.validation_id
@@ -494,9 +496,9 @@ def test_core_refuses_a_decision_on_an_older_validation(service: Service) -> Non
     shown, newer = _revalidated(service, plan_id)
     for decide in (service.ws.approve, service.ws.reject):
         with pytest.raises(PlanStateError, match="the plan changed since you looked; reload"):
-            decide(plan_id, actor="jane", validation_id=shown)
+            decide(plan_id, by=person("jane"), validation_id=shown)
     untouched(service, plan_id, "validated")
-    record = service.ws.approve(plan_id, actor="jane", validation_id=newer)
+    record = service.ws.approve(plan_id, by=person("jane"), validation_id=newer)
     assert record.status == "approved"
 
 
@@ -742,4 +744,4 @@ def test_options_on_no_route_is_404_and_a_wrong_method_is_405_with_allow(
     response = service.client(Role.AGENT).delete(f"{API}/plans")
     body = check_error(response, 405, "GET, OPTIONS, POST", "/openapi.json")
     assert response.headers["allow"] == "GET, OPTIONS, POST"
-    assert body["error"] == "InputError"
+    assert body["error"] == "MethodNotAllowedError"

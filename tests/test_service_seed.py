@@ -503,7 +503,8 @@ def test_seed_translation_author_is_the_caller_and_write_file_overwrites() -> No
     core = to_core_plan(seed, "paralegal-agent")
     assert core["author"] == "paralegal-agent"
     assert core["scope"] == "projects/Case-A"
+    # "parents": every operation creates the folders it needs, as in the seed service.
     assert core["operations"] == [
-        {"op": "write", "path": "notes.txt", "text": "v2", "overwrite": True},
-        {"op": "move", "source": "a.pdf", "destination": "b.pdf"},
+        {"op": "write", "path": "notes.txt", "text": "v2", "overwrite": True, "parents": True},
+        {"op": "move", "source": "a.pdf", "destination": "b.pdf", "parents": True},
     ]

@@ -60,12 +60,11 @@ def test_revoked_tokens_stop_working_and_are_audited(ws: Workspace) -> None:
 
 
 def test_roles_nest_and_refusals_name_the_role() -> None:
-    assert Role.ADMIN.allows(Role.APPROVER) and Role.APPROVER.allows(Role.AGENT)
-    assert not Role.AGENT.allows(Role.APPROVER)
-    from airlock.tokens import Principal
+    from airlock.permissions import PERMITTED, Action, Principal, authorize
 
-    agent = Principal("t", "bot", Role.AGENT)
+    assert PERMITTED[Role.AGENT] < PERMITTED[Role.APPROVER] < PERMITTED[Role.ADMIN]
+    agent = Principal("bot", Role.AGENT, via="token:t")
     with pytest.raises(NotPermittedError, match="role agent, which may not approve plans"):
-        agent.require(Role.APPROVER, "approve plans")
+        authorize(agent, Action.APPROVE)
     with pytest.raises(InputError, match="agent, approver, admin"):
         parse_role("superuser")

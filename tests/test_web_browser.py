@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from airlock.demo.sample import DEMO_CASE, sample_reorganisation
 from airlock.locks import scope_lock
-from airlock.sample import DEMO_CASE, sample_reorganisation
 from airlock.tokens import Role, create_token
 from servicekit import Service, running_service
-from support import snapshot
+from support import person, snapshot
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,9 +59,9 @@ def browser() -> Iterator[Browser]:
 def service(tmp_path: Path) -> Iterator[Service]:
     with running_service(tmp_path / "ws") as running:
         record = running.ws.submit(
-            sample_reorganisation(), plan_id=PLAN_ID, actor="paralegal-agent"
+            sample_reorganisation(), plan_id=PLAN_ID, by=person("paralegal-agent")
         )
-        running.ws.validate(record.id, actor="paralegal-agent")
+        running.ws.validate(record.id, by=person("paralegal-agent"))
         yield running
 
 
@@ -286,8 +286,8 @@ def test_rollback_conflicts_are_shown_and_force_sets_them_aside(
     browser: Browser, service: Service, tmp_path: Path
 ) -> None:
     ws = service.ws
-    ws.approve(PLAN_ID, actor="jane")
-    assert ws.apply(PLAN_ID, actor="jane").success
+    ws.approve(PLAN_ID, by=person("jane"))
+    assert ws.apply(PLAN_ID, by=person("jane")).success
     case = service.root / CASE
     (case / "INDEX.md").write_text("edited by hand after the apply\n")
     (case / "Photos" / "new photo.jpg").write_bytes(b"\xff\xd8 new")
@@ -424,7 +424,7 @@ def applied_plan(service: Service) -> str:
         plan_id="rivera-note",
     )
     service.ws.validate(record.id)
-    assert service.ws.apply(record.id, actor="paralegal-agent").success
+    assert service.ws.apply(record.id, by=person("paralegal-agent")).success
     return record.id
 
 
@@ -540,7 +540,7 @@ def test_a_plan_checked_again_after_the_page_loaded_is_not_approved_unseen(
         expect(page.get_by_role("button", name="Approve")).to_be_visible()
 
         (service.root / CASE / "Thumbs.db").write_bytes(b"not scanner junk any more\n" * 1000)
-        newer = ws.validate(PLAN_ID, actor="paralegal-agent")
+        newer = ws.validate(PLAN_ID, by=person("paralegal-agent"))
         assert newer.status == "validated" and newer.validation_id != shown
 
         page.get_by_label("Comment").fill("Checked the deletions: scanner junk.")

@@ -17,7 +17,7 @@ from airlock.errors import (
     StalePlanError,
 )
 from airlock.workspace import Workspace
-from support import CASE, make_plan, snapshot
+from support import CASE, make_plan, person, snapshot
 
 MOVE = {"op": "move", "source": "inbox/scan1.pdf", "destination": "scan1-renamed.pdf"}
 DELETE = {"op": "delete", "path": "notes.txt"}
@@ -28,38 +28,38 @@ def test_additive_plan_applies_without_approval(ws: Workspace, root: Path) -> No
     record = ws.validate(record.id)
     assert record.status == "validated"
     assert record.validation is not None and record.validation.needs_approval == []
-    result = ws.apply(record.id, actor="agent")
+    result = ws.apply(record.id, by=person("agent"))
     assert result.success
     assert (root / CASE / "scan1-renamed.pdf").read_bytes() == b"%PDF-1.4 one"
     assert ws.get(record.id).status == "applied"
 
 
 def test_destructive_plan_needs_a_person_other_than_its_author(ws: Workspace, root: Path) -> None:
-    record = ws.validate(ws.submit(make_plan(DELETE)).id)
+    record = ws.validate(ws.submit(make_plan(DELETE), by=person("agent")).id)
     assert record.validation is not None
     assert record.validation.needs_approval == ["1 delete(s)"]
     with pytest.raises(NotPermittedError, match="needs a person's approval"):
         ws.apply(record.id)
     with pytest.raises(NotPermittedError, match="cannot approve"):
-        ws.approve(record.id, actor="agent")
+        ws.approve(record.id, by=person("agent"))
     assert (root / CASE / "notes.txt").exists()
-    ws.approve(record.id, actor="dana", comment="fine")
+    ws.approve(record.id, by=person("dana"), comment="fine")
     assert ws.apply(record.id).success
     assert not (root / CASE / "notes.txt").exists()
 
 
 def test_rejected_plan_can_never_apply(ws: Workspace) -> None:
     record = ws.validate(ws.submit(make_plan(DELETE)).id)
-    ws.reject(record.id, actor="dana", comment="keep the notes")
+    ws.reject(record.id, by=person("dana"), comment="keep the notes")
     with pytest.raises(PlanStateError, match="rejected"):
         ws.apply(record.id)
     with pytest.raises(PlanStateError):
-        ws.approve(record.id, actor="dana")
+        ws.approve(record.id, by=person("dana"))
 
 
 def test_approval_is_bound_to_the_validation_it_was_given_on(ws: Workspace, root: Path) -> None:
     record = ws.validate(ws.submit(make_plan(DELETE)).id)
-    ws.approve(record.id, actor="dana")
+    ws.approve(record.id, by=person("dana"))
     # Re-validating produces a new report; the old approval does not carry over to it.
     ws.validate(record.id)
     with pytest.raises(NotPermittedError):
@@ -111,11 +111,11 @@ def test_overwrite_keeps_old_bytes_and_rollback_restores_them(ws: Workspace, roo
         {"op": "delete", "path": "inbox"},
     )
     record = ws.validate(ws.submit(plan).id)
-    ws.approve(record.id, actor="dana")
+    ws.approve(record.id, by=person("dana"))
     assert ws.apply(record.id).success
     assert (root / CASE / "notes.txt").read_text() == "second notes\n"
     assert not (root / CASE / "inbox").exists()
-    ws.rollback(record.id, actor="dana")
+    ws.rollback(record.id, by=person("dana"))
     assert snapshot(root) == before
     assert ws.get(record.id).status == "rolled_back"
     kinds = [e["kind"] for e in ws.audit_events(record.id)]
@@ -128,8 +128,8 @@ def test_applied_event_records_paths_and_hashes(ws: Workspace, root: Path) -> No
             make_plan({"op": "write", "path": "notes.txt", "text": "v2", "overwrite": True})
         ).id
     )
-    ws.approve(record.id, actor="dana")
-    ws.apply(record.id, actor="agent")
+    ws.approve(record.id, by=person("dana"))
+    ws.apply(record.id, by=person("agent"))
     applied = next(e for e in ws.audit_events(record.id) if e["kind"] == "applied")
     (operation,) = applied["payload"]["operations"]
     import hashlib
@@ -152,12 +152,12 @@ def test_rollback_refuses_on_conflict_and_force_sets_changes_aside(
     (root / CASE / "Filed" / "added-later.txt").write_text("a person's own file")
     (root / CASE / "inbox" / "scan1.pdf").write_text("new file where the original returns")
     with pytest.raises(RollbackConflictError) as info:
-        ws.rollback(record.id, actor="dana")
+        ws.rollback(record.id, by=person("dana"))
     details = "\n".join(info.value.details)
     assert "added-later.txt: was added since the apply" in details
     assert "inbox/scan1.pdf: something new stands where the rollback restores" in details
     assert (root / CASE / "Filed" / "a.pdf").exists()  # nothing happened
-    ws.rollback(record.id, actor="dana", force=True)
+    ws.rollback(record.id, by=person("dana"), force=True)
     assert (root / CASE / "inbox" / "scan1.pdf").read_bytes() == b"%PDF-1.4 one"
     assert not (root / CASE / "Filed").exists()
     set_aside = sorted(
@@ -172,7 +172,7 @@ def test_gc_purges_after_retention_and_then_rollback_says_why_not(
     ws: Workspace, root: Path
 ) -> None:
     record = ws.validate(ws.submit(make_plan(DELETE)).id)
-    ws.approve(record.id, actor="dana")
+    ws.approve(record.id, by=person("dana"))
     ws.apply(record.id)
     assert ws.gc() == []  # within the retention period
     trash = root / ".airlock" / "trash"
@@ -181,7 +181,7 @@ def test_gc_purges_after_retention_and_then_rollback_says_why_not(
     assert len(purged) == 1
     assert not any(trash.rglob("notes*")) and not list((trash).glob(purged[0]))
     with pytest.raises(PlanStateError, match="purged"):
-        ws.rollback(record.id, actor="dana")
+        ws.rollback(record.id, by=person("dana"))
     assert any(e["kind"] == "purged" for e in ws.audit_events())
 
 
@@ -269,7 +269,7 @@ def test_forced_rollback_over_a_replaced_folder_sets_it_aside_and_finishes(
 
     shutil.rmtree(root / CASE / "D")
     (root / CASE / "D").write_text("a person's file where the folder was")
-    ws.rollback(record.id, actor="dana", force=True)
+    ws.rollback(record.id, by=person("dana"), force=True)
     after = snapshot(root)
     # The person destroyed D (and the file moved into it) themselves; everything else is back,
     # and their own file is kept aside, not deleted.
@@ -283,7 +283,7 @@ def test_forced_rollback_over_a_replaced_folder_sets_it_aside_and_finishes(
 def test_apply_first_recovers_a_dead_transaction_on_its_scope(ws: Workspace, root: Path) -> None:
     before = snapshot(root)
     first = ws.validate(ws.submit(make_plan(DELETE, {"op": "mkdir", "path": "X"})).id)
-    ws.approve(first.id, actor="dana")
+    ws.approve(first.id, by=person("dana"))
 
     class Crash(BaseException):
         pass
@@ -306,7 +306,7 @@ def test_apply_first_recovers_a_dead_transaction_on_its_scope(ws: Workspace, roo
 
 def test_gc_never_purges_bytes_an_undo_left_behind(ws: Workspace, root: Path) -> None:
     record = ws.validate(ws.submit(make_plan(DELETE)).id)
-    ws.approve(record.id, actor="dana")
+    ws.approve(record.id, by=person("dana"))
 
     def fail(index: int) -> None:
         if index == 1:
@@ -344,8 +344,8 @@ def test_rollback_refuses_while_a_later_plan_built_on_it(ws: Workspace, root: Pa
     conflicts = ws.rollback_conflicts(first.id)
     assert any(second.id in c.reason for c in conflicts)
     with pytest.raises(RollbackConflictError, match="plans applied after it"):
-        ws.rollback(first.id, actor="dana", force=True)
+        ws.rollback(first.id, by=person("dana"), force=True)
     assert (root / CASE / "D" / "extra.txt").read_text() == "e"
-    ws.rollback(second.id, actor="dana")
-    ws.rollback(first.id, actor="dana")
+    ws.rollback(second.id, by=person("dana"))
+    ws.rollback(first.id, by=person("dana"))
     assert not (root / CASE / "D").exists()

@@ -18,11 +18,13 @@ What the store guarantees:
   its name (a damaged disk, a hand edit), so a consumer such as apply can undo what it wrote.
 * A name is checked before any path is built from it: anything but 64 lowercase hex digits is
   refused with :class:`~airlock.errors.InputError`.
-* Blobs are never removed by the store itself; it does not know which plans still need them.
+* Blobs are removed only by :meth:`ContentStore.remove`, which ``airlock gc`` calls for blobs no
+  plan names (see :mod:`airlock.housekeeping`); the store itself does not know which plans
+  still need them.
 
-Who may *refer* to a blob is not the store's business: :meth:`airlock.workspace.Workspace.submit`
-accepts a stored body only from the caller that staged it (a sandboxed run), never from a plan
-sent from outside, since digests of other cases' files appear in the audit log.
+Who may *refer* to a blob is not the store's business: :mod:`airlock.bodies` accepts a stored
+body only from the principal that put it there, since digests of other cases' files appear in
+the audit log.
 """
 
 from __future__ import annotations
@@ -150,6 +152,27 @@ class ContentStore:
             return b"".join(parts)
         finally:
             os.close(fd)
+
+    def blobs(self) -> Iterator[tuple[str, float]]:
+        """Every blob held: (its digest, when it was stored, as a POSIX time)."""
+        try:
+            folders = sorted(self.root.iterdir())
+        except FileNotFoundError:
+            return
+        for folder in folders:
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue
+            for entry in sorted(folder.iterdir()):
+                if _SHA256.match(entry.name):
+                    yield entry.name, entry.lstat().st_mtime
+
+    def remove(self, sha256: str) -> None:
+        """Remove blob ``sha256`` (nothing if it is not held)."""
+        path = self.path(sha256)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "remove stored content", str(path)) from exc
 
     def _open(self, sha256: str) -> int:
         path = self.path(sha256)

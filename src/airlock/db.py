@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
@@ -31,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from airlock.errors import AirlockError, BusyError, StorageError, storage_error
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest Alembic revision in migrations/versions (a test keeps the two equal)."""
 
 
@@ -128,6 +129,19 @@ class TokenRow(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class UploadRow(Base):
+    """A body someone put into the content store (``PUT /api/v1/content``): only who uploaded
+    it may name it in a plan; the bytes are in the store, never here."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class WebSessionRow(Base):

@@ -38,7 +38,7 @@ from typing import Any, Literal, NamedTuple, NoReturn
 from airlock.errors import AirlockError, StorageError, UnsafePathError, storage_error
 from airlock.paths import STATE_DIR, RelPath, render
 from airlock.storage.base import Kind, Storage
-from airlock.validate import Change
+from airlock.validation import Change
 
 StepKind = Literal["mkdir", "rmdir", "rename", "create", "copy"]
 

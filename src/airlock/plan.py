@@ -32,6 +32,28 @@ from airlock.errors import PlanFormatError, UnsafePathError
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_serializer(mode="wrap")
+    def _without_unused_fields(
+        self, handler: pydantic.SerializerFunctionWrapHandler
+    ) -> dict[str, Any]:
+        # A plan that does not use a field added later dumps (and so digests) exactly as it
+        # did before that field existed: "parents" when false, a write's store fields when unset.
+        data: dict[str, Any] = handler(self)
+        if data.get("parents") is False:
+            del data["parents"]
+        if "sha256" in data and data["sha256"] is None:
+            data.pop("sha256")
+            data.pop("size", None)
+        return data
+
+
+def _parents_field(what: str) -> Any:
+    return Field(
+        False,
+        description=f"Create every missing folder between the scope and {what} first, as "
+        "mkdir changes of the plan (checked, reported and rolled back like any other).",
+    )
+
 
 def _check_path(value: str, info: pydantic.ValidationInfo) -> str:
     try:
@@ -53,10 +75,17 @@ SafePath = Annotated[
 
 
 class Mkdir(_Op):
-    """Create a folder (its parent must exist or be created earlier in the plan)."""
+    """Create a folder (its parent must exist, be made earlier in the plan, or ``parents``)."""
 
     op: Literal["mkdir"]
     path: SafePath
+    parents: bool = Field(
+        False,
+        description="Like `mkdir -p`: create every missing folder between the scope and it too "
+        "(as mkdir changes of the plan, checked, reported and rolled back like any other), and "
+        "take a folder that exists already as nothing to do (without this, that is a warning; "
+        "either way the folder is left as it is).",
+    )
 
 
 class Write(_Op):
@@ -75,6 +104,7 @@ class Write(_Op):
     )
     size: int | None = Field(None, ge=0, description="The size of the stored body, in bytes.")
     overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+    parents: bool = _parents_field("the file")
 
     @model_validator(mode="after")
     def _one_body(self) -> Write:
@@ -99,17 +129,6 @@ class Write(_Op):
             except binascii.Error as exc:
                 raise ValueError(f"'base64' is not valid base64: {exc}") from None
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unused_store_fields(
-        self, handler: pydantic.SerializerFunctionWrapHandler
-    ) -> dict[str, Any]:
-        # A plan without stored bodies dumps (and so digests) exactly as before they existed.
-        data: dict[str, Any] = handler(self)
-        if self.sha256 is None:
-            data.pop("sha256", None)
-            data.pop("size", None)
-        return data
 
     @property
     def stored(self) -> Blob | None:
@@ -142,6 +161,7 @@ class Copy(_Op):
     source: SafePath
     destination: SafePath
     overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+    parents: bool = _parents_field("the destination")
 
 
 class Move(_Op):
@@ -151,6 +171,7 @@ class Move(_Op):
     source: SafePath
     destination: SafePath
     overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")
+    parents: bool = _parents_field("the destination")
 
 
 class Delete(_Op):

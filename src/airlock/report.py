@@ -7,7 +7,7 @@ them, the service and web page may reuse them.
 from __future__ import annotations
 
 from airlock.names import escaped, misleading
-from airlock.validate import Change, Validation
+from airlock.validation import Change, Validation
 
 SYMBOLS = {
     "mkdir": "+",

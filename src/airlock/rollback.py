@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from airlock.paths import RelPath, render
+from airlock.digests import entry_identity, tree_digest, tree_identity
+from airlock.errors import RollbackConflictError
+from airlock.journal import Step, trash_dir
+from airlock.locks import lock_key
+from airlock.paths import STATE_DIR, RelPath, render
 from airlock.storage.base import Kind, Storage
-from airlock.validate import Change, tree_digest
+from airlock.validation import Change
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,44 @@ def content_digest(storage: Storage, path: RelPath) -> str | None:
     return None
 
 
+def identity_now(storage: Storage, path: RelPath, placed: set[RelPath], made: bool) -> str | None:
+    """The identity of what is at ``path`` now, computed as validation computed the identity of
+    what a move put there (:mod:`airlock.digests`).
+
+    ``placed``: paths inside (relative) where changes of the plan placed entries, checked on
+    their own; ``made``: the folder was one the plan made (its files are compared by content).
+    """
+    entry = storage.stat(path)
+    if entry is None:
+        return None
+    if entry.kind is not Kind.DIR:
+        return entry_identity(entry)
+
+    def inside(rel: RelPath) -> Iterator[tuple[str, list[object]]]:
+        for name in sorted(storage.listdir(path + rel)):
+            inner = (*rel, name)
+            found = storage.stat(path + inner)
+            if inner in placed or found is None:
+                continue
+            if not made:
+                yield render(inner), found.fingerprint()
+            elif found.kind is Kind.FILE:
+                yield render(inner), [str(Kind.FILE), storage.sha256(path + inner)]
+            else:
+                yield render(inner), [str(found.kind)]
+            if found.kind is Kind.DIR:
+                yield from inside(inner)
+
+    return tree_identity(None if made else entry.ino, inside(()))
+
+
 def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
     """What stands in the way of rolling back ``changes`` (empty: the rollback is clean)."""
     conflicts: list[Conflict] = []
     produced: dict[str, Change] = {}
+    # For each folder move (by id of its change): the paths inside it, relative, where earlier
+    # changes placed entries (what its identity leaves out, as validation did).
+    placed_inside: dict[int, set[RelPath]] = {}
     # Folders copied or moved whose content later changes of the plan altered: their digest is
     # stale, so only their kind is checked (what the later changes produced is checked itself).
     altered: set[str] = set()
@@ -87,6 +126,7 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
             # What the plan produced inside a moved folder now lives under its new path.
             source, size = change.source, len(change.source)
             inner = {k: v for k, v in produced.items() if _below(k, source)}
+            placed_inside[id(change)] = {_split(k[size + 1 :]) for k in inner}
             moved = {k for k in altered if _below(k, source)}
             _drop(produced, altered, source, is_dir)
             produced.update({change.path + k[size:]: v for k, v in inner.items()})
@@ -108,7 +148,14 @@ def find_conflicts(storage: Storage, changes: list[Change]) -> list[Conflict]:
             if entry.kind is not Kind.DIR:
                 conflicts.append(Conflict(text, f"is now a {entry.kind}, not the folder made"))
             continue
-        if change.kind == "symlink":
+        if change.identity is not None:
+            placed = placed_inside.get(id(change), set())
+            made = change.identity.startswith("tree-new:")
+            if identity_now(storage, path, placed, made) != change.identity:
+                what = "modified" if entry.kind.value == change.kind else "replaced"
+                conflicts.append(Conflict(text, f"was {what} since the apply"))
+            continue
+        if change.kind == "symlink":  # a report from before moves recorded identities
             if entry.kind is not Kind.SYMLINK:
                 conflicts.append(Conflict(text, "was replaced since the apply"))
             continue
@@ -171,3 +218,97 @@ def missing_kept_aside(storage: Storage, changes: list[Change], trash: RelPath) 
                 f"the plan removed {was}{change.size} bytes"
             )
     return missing
+
+
+def refuse(
+    plan_id: str, later: list[Conflict], conflicts: list[Conflict], force: bool
+) -> list[Conflict]:
+    """Raise why the rollback may not run; else return what ``force`` sets aside."""
+    if later:
+        raise RollbackConflictError(
+            f"plan {plan_id!r} cannot be rolled back before the plans applied after "
+            "it on the same paths",
+            hint="roll those back first (newest first); --force does not override this",
+            details=[str(c) for c in later[:50]],
+        )
+    if conflicts and not force:
+        raise RollbackConflictError(
+            f"plan {plan_id!r} cannot be rolled back cleanly: {len(conflicts)} "
+            "path(s) changed since it was applied",
+            forceable=True,
+            hint="review them; `--force` rolls back anyway and sets these aside "
+            "in the trash (listed in the audit log)",
+            details=[str(c) for c in conflicts[:50]],
+        )
+    return conflicts
+
+
+def refuse_incomplete_trash(
+    storage: Storage, plan_id: str, txn_id: str, changes: list[Change]
+) -> None:
+    missing = missing_kept_aside(storage, changes, trash_dir(txn_id))
+    if missing:
+        raise RollbackConflictError(
+            f"plan {plan_id!r} cannot be rolled back: {len(missing)} of the files it kept "
+            "aside are gone or incomplete, so the rollback could not restore them",
+            hint=f"they may have been removed by an interrupted `airlock gc` or by hand; "
+            f"put them back into {STATE_DIR}/trash/{txn_id}/ from a backup, then retry. "
+            "--force does not override this",
+            details=missing[:50],
+        )
+
+
+def later_plan_conflicts(
+    changes: list[Change], scope: str, later: list[tuple[str, str, list[dict[str, Any]]]]
+) -> list[Conflict]:
+    """Paths this plan touched that a plan applied after it (and not rolled back) touched too:
+    rolling back first would undo or carry off that plan's work. ``later`` holds (plan id,
+    scope, changes) of each plan applied after this one."""
+    ours: set[str] = set()
+    for change in changes:
+        ours.update(p for p in (change.path, change.source) if p)
+    ours_prefixes = {p[:i] for p in ours for i in range(len(p) + 1) if i == len(p) or p[i] == "/"}
+    key = lock_key(_split(scope))
+    conflicts: list[Conflict] = []
+    for plan_id, other_scope, other_changes in later:
+        if lock_key(_split(other_scope)) != key:
+            continue
+        for other in other_changes:
+            for text in (other["path"], other.get("source")):
+                if not text:
+                    continue
+                parts = text.split("/")
+                above = any("/".join(parts[:i]) in ours for i in range(1, len(parts) + 1))
+                if above or text in ours_prefixes:
+                    conflicts.append(
+                        Conflict(
+                            text,
+                            f"changed by plan {plan_id}, applied later; roll that plan back first",
+                        )
+                    )
+    return conflicts
+
+
+def forced_steps(
+    storage: Storage, steps: list[Step], conflicts: list[Conflict], txn_id: str
+) -> list[Step]:
+    """Set conflicting entries aside first, then skip every step that would act on one of them
+    (or below one) or on an entry that is gone: the rest of the rollback runs as if the plan had
+    never made them. Nothing is deleted; set-aside entries stay in the trash."""
+    trash = trash_dir(txn_id)
+    extra: list[Step] = []
+    untouchable: list[RelPath] = []
+    for n, conflict in enumerate(conflicts):
+        path = _split(conflict.path)
+        if storage.stat(path) is None:
+            untouchable.append(path)
+        elif "modified" not in conflict.reason:
+            extra.append(Step("rename", path, (*trash, f"forced-{n}")))
+            untouchable.append(path)
+
+    def blocked(step: Step) -> bool:
+        return step.kind in ("rename", "rmdir") and any(
+            step.path[: len(p)] == p for p in untouchable
+        )
+
+    return [steps[0], *extra, *(s for s in steps[1:] if not blocked(s))]

@@ -40,6 +40,7 @@ from airlock.errors import (
     SandboxUnavailableError,
 )
 from airlock.paths import RelPath
+from airlock.permissions import Action, Principal, authorize, local_operator
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox, seccomp
 from airlock.sandbox.base import MAX_TIMEOUT, Limits, ReadArea, Request
@@ -124,10 +125,13 @@ def run(
     sandbox: str = "bwrap",
     network: bool = False,
     limits: Limits | None = None,
-    actor: str = "agent",
+    by: Principal | None = None,
     description: str = "",
 ) -> RunResult:
-    """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan."""
+    """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan,
+    submitted by ``by`` (the local operator if none is named)."""
+    by = by or local_operator()
+    authorize(by, Action.RUN)
     scope_path = _check_scope(ws, scope)
     storage = ws.storage
     assert isinstance(storage, LocalStorage)  # _check_scope refuses any other
@@ -215,18 +219,17 @@ def run(
                     "scope": result.scope,
                     "description": description
                     or f"Changes made by sandboxed run {run_id}: {text[:2000]}",
-                    "author": actor,
                     "operations": captured.operations,
                 },
-                actor=actor,
+                by=by,
                 staged=captured.staged,
             )
-            result.plan = ws.validate(record.id, actor=actor)
+            result.plan = ws.validate(record.id, by=by)
     except AirlockError as exc:  # the run is still recorded, with why its plan is not
         reason = f"the captured plan could not be recorded: {exc.message}"
         result.skipped.append({"path": "", "reason": reason})
     finally:
-        _audit(ws, result, actor)
+        _audit(ws, result, by)
     return result
 
 
@@ -364,7 +367,7 @@ def overlay_problem(layout: Layout) -> str | None:
     return _overlay_problems[key]
 
 
-def _audit(ws: Workspace, result: RunResult, actor: str) -> None:
+def _audit(ws: Workspace, result: RunResult, by: Principal) -> None:
     out = result.outcome
     payload: dict[str, Any] = {
         "run_id": result.run_id,
@@ -386,4 +389,4 @@ def _audit(ws: Workspace, result: RunResult, actor: str) -> None:
         payload[f"{name}_bytes"] = len(data)
         payload[f"{name}_sha256"] = hashlib.sha256(data).hexdigest()
     with ws.session() as session:
-        audit.append(session, "ran", actor, result.plan.id if result.plan else None, payload)
+        audit.append(session, "ran", by.name, result.plan.id if result.plan else None, payload)

@@ -65,6 +65,10 @@ def start_session(
     """
     if lifetime <= dt.timedelta(0):
         raise InputError("a session must last some time", hint="give a positive lifetime")
+    if principal.token_id is None:
+        raise InputError(
+            f"{principal.name!r} did not sign in with a token", hint="sign in with an API token"
+        )
     now = now or utcnow()
     secret = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
@@ -103,7 +107,7 @@ def find_session(
         if token is None or token.revoked_at is not None:
             return None
         return WebSession(
-            principal=Principal(token_id=token.id, name=token.name, role=Role(token.role)),
+            principal=Principal(name=token.name, role=Role(token.role), via=f"token:{token.id}"),
             csrf=row.csrf,
             expires_at=_aware(row.expires_at),
         )

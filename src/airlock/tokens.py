@@ -1,57 +1,25 @@
-"""API tokens and the roles behind them.
+"""API tokens: each names a principal with a role (see :mod:`airlock.permissions`).
 
 A token reads ``alk_<id>_<secret>``. Only the SHA-256 of the secret is stored; a presented token
-is looked up by its id and its secret's hash compared in constant time. Roles nest:
-
-    agent     submit, validate, apply what is approved (or needs no approval), run, read
-    approver  + approve, reject, roll back
-    admin     + manage tokens and policy
+is looked up by its id and its secret's hash compared in constant time.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from airlock import audit
 from airlock.db import TokenRow, utcnow
-from airlock.errors import InputError, NotFoundError, NotPermittedError
+from airlock.errors import InputError, NotFoundError
+from airlock.permissions import Action, Principal, Role, authorize, local_operator
 from airlock.workspace import Workspace
 
-
-class Role(enum.StrEnum):
-    AGENT = "agent"
-    APPROVER = "approver"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return ("agent", "approver", "admin").index(self.value)
-
-    def allows(self, needed: Role) -> bool:
-        return self.rank >= needed.rank
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request acts as."""
-
-    token_id: str
-    name: str
-    role: Role
-
-    def require(self, needed: Role, action: str) -> None:
-        if not self.role.allows(needed):
-            raise NotPermittedError(
-                f"the token {self.name!r} has the role {self.role}, which may not {action}",
-                hint=f"{action} needs the {needed} role; ask an administrator",
-            )
+__all__ = ["Principal", "Role", "authenticate", "create_token", "list_tokens", "revoke_token"]
 
 
 def _hash(secret: str) -> str:
@@ -67,8 +35,12 @@ def parse_role(text: str) -> Role:
         ) from None
 
 
-def create_token(ws: Workspace, name: str, role: Role, actor: str = "admin") -> tuple[str, str]:
+def create_token(
+    ws: Workspace, name: str, role: Role, by: Principal | None = None
+) -> tuple[str, str]:
     """Make a token; returns (token id, the token). The token is shown once and never stored."""
+    by = by or local_operator()
+    authorize(by, Action.MANAGE_TOKENS)
     if not name.strip():
         raise InputError("a token needs a name", hint="pass --name, e.g. --name paralegal-agent")
     token_id = secrets.token_hex(6)
@@ -78,14 +50,15 @@ def create_token(ws: Workspace, name: str, role: Role, actor: str = "admin") -> 
         audit.append(
             session,
             "token_created",
-            actor,
+            by.name,
             None,
             {"token": token_id, "name": name, "role": str(role)},
         )
     return token_id, f"alk_{token_id}_{secret}"
 
 
-def list_tokens(ws: Workspace) -> list[dict[str, Any]]:
+def list_tokens(ws: Workspace, by: Principal | None = None) -> list[dict[str, Any]]:
+    authorize(by or local_operator(), Action.MANAGE_TOKENS)
     with ws.read_session() as session:
         return [
             {
@@ -99,7 +72,9 @@ def list_tokens(ws: Workspace) -> list[dict[str, Any]]:
         ]
 
 
-def revoke_token(ws: Workspace, token_id: str, actor: str = "admin") -> None:
+def revoke_token(ws: Workspace, token_id: str, by: Principal | None = None) -> None:
+    by = by or local_operator()
+    authorize(by, Action.MANAGE_TOKENS)
     with ws.session() as session:
         row = session.get(TokenRow, token_id)
         if row is None:
@@ -109,7 +84,7 @@ def revoke_token(ws: Workspace, token_id: str, actor: str = "admin") -> None:
         if row.revoked_at is None:
             row.revoked_at = utcnow()
             audit.append(
-                session, "token_revoked", actor, None, {"token": token_id, "name": row.name}
+                session, "token_revoked", by.name, None, {"token": token_id, "name": row.name}
             )
 
 
@@ -135,4 +110,4 @@ def authenticate(ws: Workspace, token: str) -> Principal | None:
         matches = hmac.compare_digest(_hash(secret), expected)
         if row is None or not matches or row.revoked_at is not None:
             return None
-        return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        return Principal(name=row.name, role=Role(row.role), via=f"token:{row.id}")

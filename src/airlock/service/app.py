@@ -1,7 +1,9 @@
 """The FastAPI application: one core (a Workspace), three doors (native API, seed API, web page).
 
-Errors are translated once, here: every :class:`~airlock.errors.AirlockError` becomes its HTTP
-status with ``{"detail", "error", "hint", "details"}``; a client's mistake is never a 500.
+Errors are translated once, by :mod:`airlock.service.http_errors`: every error answers its
+class's HTTP status with the one body of :mod:`airlock.errors` (``error``, ``message``,
+``detail``, ``hint``, ``details``), the framework's own errors and unexpected exceptions
+included; a client's mistake is never a 500, and a 500 never carries a traceback.
 Before any route, :mod:`airlock.service.guards` refuses unknown Host headers and changes sent
 from other origins. ``OPTIONS`` answers 204 with the path's methods in ``Allow`` and offers no
 CORS; a wrong method gets 405 with the same ``Allow``.
@@ -11,22 +13,27 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airlock.errors import AirlockError, AuthenticationError
+from airlock.errors import AirlockError, BodyTooLargeError
 from airlock.service.guards import DefaultHeaders, HostGuard, OriginGuard, answered_hosts
+from airlock.service.http_errors import (
+    UnexpectedErrors,
+    error_response,
+    framework_error,
+    request_error,
+    send_error,
+)
 from airlock.service.jobs import Jobs
 from airlock.service.settings import Settings
 from airlock.workspace import Workspace
@@ -58,19 +65,22 @@ def configure_logging(level: str) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether sized or chunked."""
+    """Refuse request bodies over ``limit`` bytes with 413, whether sized or chunked; the paths
+    in ``larger`` (a streamed upload of a file body) have limits of their own."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit, send)
             return
         # A chunked body is counted as it is read. Past the limit the 413 is sent from here and
         # the app is told the client left: an exception raised into the app would reach it
@@ -86,11 +96,11 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     refused = True
                     if not started:
                         started = True
-                        await _too_large(self.limit, send)
+                        await _too_large(limit, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -106,55 +116,13 @@ class BodyLimit:
 
 
 async def _too_large(limit: int, send: Send) -> None:
-    body = json.dumps(
-        {
-            "detail": f"the request body is larger than {limit} bytes",
-            "error": "InputError",
-            "hint": "split the plan into smaller plans",
-            "details": [],
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    await send_error(
+        send,
+        BodyTooLargeError(
+            f"the request body is larger than {limit} bytes",
+            hint="split the plan into smaller plans",
+        ),
     )
-    await send({"type": "http.response.body", "body": body})
-
-
-def error_body(error: AirlockError) -> dict[str, Any]:
-    return {
-        "detail": error.message,
-        "error": type(error).__name__,
-        "hint": error.hint,
-        "details": error.details,
-    }
-
-
-def encodable(value: Any) -> Any:
-    """``value`` made JSON-encodable: a lone surrogate from a hostile request becomes the text
-    ``\\udXXX``, NaN the text ``nan``, so that echoing the input back never fails with a 500."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {encodable(k): encodable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [encodable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # NaN and Infinity are not JSON
-    return value
-
-
-_HTTP_ERRORS = {
-    400: ("InputError", "send the body as JSON encoded in UTF-8"),
-    404: ("NotFoundError", "the API's routes are listed in /openapi.json"),
-    405: ("InputError", "the API's routes and their methods are listed in /openapi.json"),
-}
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -172,7 +140,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
-    from airlock.service import api, docs, runs, seed, web
+    from airlock.service import api, content, docs, runs, seed, web
 
     jobs = Jobs(ws, settings.apply_workers)
 
@@ -186,6 +154,9 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Let AI agents change real files safely: reviewed, all-or-nothing, audited, reversible plans.",
         lifespan=lifespan,
+        # One schema per model, as requests send it: the answers' models have no defaults, so
+        # nothing is lost, and an operation is documented as a plan submits it.
+        separate_input_output_schemas=False,
         docs_url=None,  # see airlock.service.docs: off unless settings.docs
         redoc_url=None,
     )
@@ -193,33 +164,30 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     app.state.jobs = jobs
     app.state.settings = settings
 
+    # Innermost: an exception no handler below translates is answered here (500, the one body),
+    # and the answer still passes through the request log and the guards' headers.
+    app.add_middleware(UnexpectedErrors)
+
     @app.exception_handler(AirlockError)
     async def _airlock_error(_request: Request, exc: AirlockError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-        return JSONResponse(
-            encodable(error_body(exc)), status_code=exc.http_status, headers=headers
-        )
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # the framework's own errors (no such route, an unreadable body) in the same shape
+        # the framework's own errors (no such route, an unreadable body) in the same body
         headers = dict(exc.headers or {})
+        message = None
         if exc.status_code == 405:
             allow = ", ".join(allowed_methods(request))
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": allow})
             headers["Allow"] = allow
-        kind, hint = _HTTP_ERRORS.get(exc.status_code, ("HTTPError", ""))
-        detail = str(exc.detail)
-        if exc.status_code == 405:
-            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
-        body = {"detail": detail, "error": kind, "hint": hint, "details": []}
-        return JSONResponse(encodable(body), status_code=exc.status_code, headers=headers or None)
+            message = f"{request.method} is not allowed here; allowed: {allow}"
+        return error_response(framework_error(exc, message), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler, but safe for input that JSON cannot encode
-        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+        return error_response(request_error(exc))
 
     @app.middleware("http")
     async def _log_requests(
@@ -246,11 +214,18 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
 
     app.include_router(seed.router)
     app.include_router(api.router)
+    app.include_router(content.router)
     app.include_router(runs.router)
     app.include_router(web.router)
     if settings.docs:
         docs.add_docs(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        larger={
+            content.CONTENT_PATH: settings.max_upload_bytes or ws.policy.limits.max_bytes_written
+        },
+    )
     app.add_middleware(OriginGuard)
     app.add_middleware(HostGuard, allowed=answered_hosts(settings))
     app.add_middleware(DefaultHeaders)  # outermost: on the guards' refusals too

@@ -1,4 +1,6 @@
-"""Request dependencies shared by the doors: the workspace, the jobs, the caller.
+"""Request dependencies shared by the doors: the workspace, the jobs, the caller; and the
+errors each kind of route documents (made from the error tree by
+:func:`airlock.service.http_errors.responses`).
 
 The APIs authenticate by bearer token only. The review page's session cookie is never accepted
 here: a browser sends cookies with requests that other pages start, a bearer token it does not.
@@ -6,14 +8,24 @@ here: a browser sends cookies with requests that other pages start, a bearer tok
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
-from airlock.errors import AuthenticationError
+from airlock.errors import (
+    AirlockError,
+    AuthenticationError,
+    BusyError,
+    ConflictError,
+    NotFoundError,
+    NotPermittedError,
+    RequestFormatError,
+    SandboxUnavailableError,
+    StorageError,
+)
 from airlock.plan import PLAN_ID_PATTERN
+from airlock.service.http_errors import responses
 from airlock.service.jobs import JOB_ID_PATTERN, Jobs
 from airlock.tokens import Principal, authenticate
 from airlock.workspace import Workspace
@@ -27,30 +39,32 @@ BEARER = HTTPBearer(
 """Only documents the scheme in the OpenAPI document; :func:`caller` reads the header itself."""
 
 
-class ErrorOut(BaseModel):
-    """Every error: what went wrong, its kind, what to do next, and any particulars."""
+CALLER_ERRORS: tuple[type[AirlockError], ...] = (
+    AuthenticationError,
+    NotPermittedError,
+    BusyError,
+    StorageError,
+)
+"""What a route that takes a bearer token may answer besides its own errors: no valid token,
+a role (or an origin) that may not, and the state store the token is looked up in being busy
+or refusing."""
 
-    detail: str
-    error: str
-    hint: str
-    details: list[str]
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorOut, "description": description}
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("The request is wrong: a bad path, plan, id or parameter."),
-    401: _error("No valid token (missing, unknown, malformed or revoked)."),
-    403: _error("The token's role, the policy or a missing approval forbids it."),
-    404: _error("No such plan or job."),
-    409: _error("The plan's status, a stale or invalid plan, or rollback conflicts forbid it."),
-    413: _error("The request body is larger than the configured limit."),
-    423: _error("Another process holds the scope's lock."),
-    507: _error("The filesystem refused (full, read-only, permission denied)."),
-}
-"""The errors every route may answer (documented in the OpenAPI document)."""
+# The documented errors of the routes (see airlock.service.http_errors.responses). Every route
+# with parameters or a body may also be refused as not matching its schema (422).
+HEALTH_ERRORS = responses()
+"""The health check: no token, no input; it reports the store's troubles rather than failing."""
+VERIFY_ERRORS = responses(*CALLER_ERRORS)
+"""An authenticated route without input."""
+LIST_ERRORS = responses(*CALLER_ERRORS, RequestFormatError)
+"""An authenticated route that reads."""
+READ_ERRORS = responses(*CALLER_ERRORS, RequestFormatError, NotFoundError)
+"""An authenticated route that reads one plan or job."""
+ACTION_ERRORS = responses(*CALLER_ERRORS, RequestFormatError, NotFoundError, ConflictError)
+"""An authenticated route that submits, checks, decides, applies or rolls back a plan."""
+RUN_ERRORS = responses(
+    *CALLER_ERRORS, RequestFormatError, NotFoundError, ConflictError, SandboxUnavailableError
+)
+"""A sandboxed run: an action that also needs a sandbox backend."""
 
 
 def workspace(request: Request) -> Workspace:

@@ -13,12 +13,12 @@ that a browser sent from another origin.
   bearer token, and the review page, which authenticates by cookie, also demands
   :func:`from_own_origin` and its CSRF token (see ``web.py``).
 
-Both answer in the service's error shape and log what they refused.
+Both answer with the one error body (:func:`~airlock.service.http_errors.send_error`) and log
+what they refused.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airlock.errors import AirlockError, InputError, NotPermittedError
+from airlock.service.http_errors import send_error
 from airlock.service.settings import Settings
 
 log = logging.getLogger("airlock.service")
@@ -117,21 +118,7 @@ async def _refuse(send: Send, scope: Scope, error: AirlockError, reason: str) ->
             }
         },
     )
-    body = json.dumps(
-        {"detail": error.message, "error": type(error).__name__, "hint": error.hint, "details": []}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.http_status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, error, headers={"Cache-Control": "no-store"})
 
 
 class HostGuard:

@@ -8,6 +8,7 @@ order they were started; different scopes run in parallel, up to ``apply_workers
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import threading
 import time
@@ -15,10 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, ErrorBody, as_airlock_error
 from airlock.locks import lock_key
+from airlock.permissions import Principal
 from airlock.records import ApplyResult
 from airlock.workspace import Workspace
+
+log = logging.getLogger("airlock.service")
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 JOB_ID_PATTERN = r"^job_[0-9a-f]{12}$"
@@ -30,12 +34,12 @@ class Job:
     id: str
     plan_id: str
     kind: Literal["apply", "rollback"]
-    actor: str
+    by: Principal
     state: JobState = "queued"
     done: int = 0
     total: int = 0
     result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorBody | None = None
     started_at: float = field(default_factory=time.time)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -63,10 +67,15 @@ class Jobs:
         self._guard = threading.Lock()
 
     def start(
-        self, plan_id: str, kind: Literal["apply", "rollback"], actor: str, *, force: bool = False
+        self,
+        plan_id: str,
+        kind: Literal["apply", "rollback"],
+        by: Principal,
+        *,
+        force: bool = False,
     ) -> Job:
         key = lock_key(tuple(self.ws.get(plan_id).plan.scope.split("/")))
-        job = Job(id="job_" + secrets.token_hex(6), plan_id=plan_id, kind=kind, actor=actor)
+        job = Job(id="job_" + secrets.token_hex(6), plan_id=plan_id, kind=kind, by=by)
         with self._guard:
             self._jobs[job.id] = job
             queue = self._queues.setdefault(key, collections.deque())
@@ -110,12 +119,10 @@ class Jobs:
             job.state = "running"
             result: ApplyResult
             if job.kind == "apply":
-                result = self.ws.apply(
-                    job.plan_id, actor=job.actor, progress=progress, lock_timeout=300
-                )
+                result = self.ws.apply(job.plan_id, by=job.by, progress=progress, lock_timeout=300)
             else:
                 result = self.ws.rollback(
-                    job.plan_id, actor=job.actor, force=force, progress=progress, lock_timeout=300
+                    job.plan_id, by=job.by, force=force, progress=progress, lock_timeout=300
                 )
             job.result = result.to_dict()
             job.state = "succeeded" if result.success else "failed"
@@ -123,12 +130,8 @@ class Jobs:
             job.error = exc.to_dict()
             job.state = "failed"
         except Exception as exc:  # a bug: keep the service up, report it on the job
-            job.error = {
-                "error": type(exc).__name__,
-                "message": str(exc),
-                "hint": "",
-                "details": [],
-            }
+            log.exception("unexpected error in job", extra={"fields": {"job": job.id}})
+            job.error = as_airlock_error(exc).to_dict()
             job.state = "failed"
         finally:
             job.finished.set()

@@ -13,7 +13,8 @@ page must stay quick to make and possible to read. So it:
   each operation's warnings beside its change, on whichever page it is;
 * shows every name that could be misread escaped (:func:`shown`, see :mod:`airlock.names`).
 
-Pure functions over a plan, its validation report and (for the trees) a listing of the scope.
+Pure functions over a plan, its validation report and (for the trees, drawn by
+:mod:`airlock.before_after`) a listing of the scope.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from airlock import before_after
 from airlock.content import ContentStore
 from airlock.names import escaped, misleading
 from airlock.plan import Plan
@@ -77,7 +79,7 @@ class PlanView:
     """The changes on this page, in the order listed."""
     operations: list[tuple[int, object, bool]]
     """For a plan without changes: this page's operations (index, operation, refused)."""
-    trees: review.Trees | None
+    trees: before_after.Trees | None
     """None when the plan is too large to draw (see ``folders``) or makes no change."""
     folders: list[FolderCount] = field(default_factory=list)
     more_folders: int = 0
@@ -114,7 +116,7 @@ def folder_counts(changes: list[Change], scope: str) -> list[FolderCount]:
     """The folders the changes land in (a move's destination), with what lands there, by path."""
     found: dict[str, Counter[str]] = defaultdict(Counter)
     for change in changes:
-        folder = review.scope_relative(change.path, scope).rpartition("/")[0]
+        folder = before_after.scope_relative(change.path, scope).rpartition("/")[0]
         action = {"create": "write", "mkdir": "mkdir"}.get(change.action, change.action)
         found[folder][action] += 1
         if change.action == "copy" and change.replaces:
@@ -151,8 +153,8 @@ def build(
         ]
     view = PlanView(pager=paging, rows=rows, operations=operations, trees=None)
     if changes and len(changes) <= TREE_LIMIT:
-        listing, truncated = review.list_scope(storage, plan.scope)
-        view.trees = review.build_trees(
+        listing, truncated = before_after.list_scope(storage, plan.scope)
+        view.trees = before_after.build_trees(
             plan.scope, listing, changes, applied=applied, truncated=truncated
         )
     elif changes:

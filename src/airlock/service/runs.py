@@ -7,17 +7,16 @@ apply. The request waits for the run to end (at most its timeout).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from airlock import runs
 from airlock.sandbox.base import MAX_TIMEOUT, Limits
-from airlock.service.deps import ERROR_RESPONSES, CallerDep, WorkspaceDep
-from airlock.tokens import Role
+from airlock.service.deps import RUN_ERRORS, CallerDep, WorkspaceDep
 
-router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["runs"], responses=RUN_ERRORS)
 
 _DEFAULTS = Limits()
 
@@ -46,8 +45,33 @@ class RunIn(BaseModel):
         return self
 
 
-def _run(ws: WorkspaceDep, who: CallerDep, body: RunIn) -> dict[str, Any]:
-    who.require(Role.AGENT, "run code")
+class SkippedOut(BaseModel):
+    path: str
+    reason: str
+
+
+class RunOut(BaseModel):
+    """How the run ended, its output, and the plan that holds what it changed (if anything)."""
+
+    run_id: str
+    scope: str
+    command: list[str]
+    sandbox: str
+    capture: str
+    exit_code: int | None = Field(description="Null when Airlock had to stop the run.")
+    stdout: str
+    stderr: str
+    timed_out: bool
+    output_limited: bool
+    limits_hit: list[str]
+    seconds: float
+    summary: str
+    plan_id: str | None = Field(description="The plan of its changes; null if it changed nothing.")
+    plan_status: str | None
+    skipped: list[SkippedOut] = Field(description="Changes that could not become part of the plan.")
+
+
+def _run(ws: WorkspaceDep, who: CallerDep, body: RunIn) -> RunOut:
     scope = body.scope if body.scope is not None else f"projects/{body.case_name}"
     limits = Limits(
         timeout=body.timeout,
@@ -63,10 +87,10 @@ def _run(ws: WorkspaceDep, who: CallerDep, body: RunIn) -> dict[str, Any]:
         sandbox=body.sandbox,
         network=body.network,
         limits=limits,
-        actor=who.name,
+        by=who,
         description=body.description,
     )
-    return result.to_dict()
+    return RunOut.model_validate(result.to_dict())
 
 
 router.add_api_route(

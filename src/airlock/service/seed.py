@@ -15,17 +15,26 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
+from typing_extensions import TypedDict
 
 from airlock import paths
+from airlock.content import ContentStore
 from airlock.errors import InputError, NotFoundError, UnsafePathError
-from airlock.plan import PLAN_ID_PATTERN
+from airlock.permissions import Action, Principal, refusal
+from airlock.plan import PLAN_ID_PATTERN, Copy, Delete, Mkdir, Move, Operation
 from airlock.records import PlanRecord
 from airlock.report import change_line, summary_line
-from airlock.service.deps import ERROR_RESPONSES, CallerDep, JobsDep, PlanIdPath, WorkspaceDep
-from airlock.tokens import Role
+from airlock.service.deps import (
+    ACTION_ERRORS,
+    HEALTH_ERRORS,
+    CallerDep,
+    JobsDep,
+    PlanIdPath,
+    WorkspaceDep,
+)
 from airlock.workspace import Workspace
 
-router = APIRouter(tags=["seed-compatible"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["seed-compatible"])
 
 SeedType = Literal["move", "copy", "delete", "create_dir", "write_file", "rename"]
 
@@ -54,6 +63,51 @@ class SeedPlan(BaseModel):
     requires_approval: bool = Field(
         False, description="True asks for a person's approval; False never bypasses the policy."
     )
+
+
+# The operations of an answer are TypedDicts, not models: a plan may have 50,000 of them, and
+# dicts are checked and written out an order of magnitude faster.
+class SeedMoveOut(TypedDict):
+    """A move, rename or copy, in the seed's words."""
+
+    type: Literal["move", "copy"]
+    source: str
+    destination: str
+
+
+class SeedCreateDirOut(TypedDict):
+    type: Literal["create_dir"]
+    destination: str
+
+
+class SeedDeleteOut(TypedDict):
+    type: Literal["delete"]
+    source: str
+
+
+class SeedWriteFileOut(TypedDict):
+    type: Literal["write_file"]
+    destination: str
+    content: str
+
+
+SeedOperationOut = Annotated[
+    SeedMoveOut | SeedCreateDirOut | SeedDeleteOut | SeedWriteFileOut, Field(discriminator="type")
+]
+
+
+class SeedPlanOut(BaseModel):
+    """A submitted plan, in the seed's words (a rename is shown as the move it is)."""
+
+    plan_id: str
+    case_name: str
+    description: str
+    created_by: str = Field(description="The caller's token name (the plan's author).")
+    requires_approval: bool
+    status: str
+    created_at: str = Field(description="ISO 8601 date and time, in UTC.")
+    digest: str
+    operations: list[SeedOperationOut]
 
 
 class SeedValidation(BaseModel):
@@ -133,6 +187,8 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
             f"{exc.message}; case_name is one folder name under projects/", hint=exc.hint
         ) from None
     operations: list[dict[str, Any]] = []
+    # "parents": the seed service created the folders every operation needed (its documented
+    # example is create_dir "Medical Records/Provider1" in a case without "Medical Records").
     for index, op in enumerate(seed.operations):
         if op.type in ("move", "rename", "copy"):
             operations.append(
@@ -140,12 +196,15 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
                     "op": "copy" if op.type == "copy" else "move",
                     "source": _path(op, index, "source"),
                     "destination": _path(op, index, "destination"),
+                    "parents": True,
                 }
             )
         elif op.type == "delete":
             operations.append({"op": "delete", "path": _path(op, index, "source", "destination")})
         elif op.type == "create_dir":
-            operations.append({"op": "mkdir", "path": _path(op, index, "destination", "source")})
+            operations.append(
+                {"op": "mkdir", "path": _path(op, index, "destination", "source"), "parents": True}
+            )
         else:
             operations.append(
                 {
@@ -155,6 +214,7 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
                     # The seed service replaced files; here that is an overwrite, which keeps the
                     # old file aside and needs a person's approval under the default policy.
                     "overwrite": True,
+                    "parents": True,
                 }
             )
     return {
@@ -166,61 +226,70 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
     }
 
 
-def _seed_view(record: PlanRecord) -> dict[str, Any]:
-    return {
-        "plan_id": record.id,
-        "case_name": record.plan.scope.removeprefix("projects/"),
-        "description": record.plan.description,
-        "created_by": record.plan.author,
-        "requires_approval": bool(record.validation.needs_approval)
+SEED_CONTENT_SHOWN = 1 << 20
+"""A write_file's content is echoed whole up to this size (its body is in the content store)."""
+
+
+def _seed_view(record: PlanRecord, content: ContentStore) -> SeedPlanOut:
+    # Made from a valid plan's parts: nothing to check again.
+    return SeedPlanOut.model_construct(
+        plan_id=record.id,
+        case_name=record.plan.scope.removeprefix("projects/"),
+        description=record.plan.description,
+        created_by=record.plan.author,
+        requires_approval=bool(record.validation.needs_approval)
         if record.validation
         else record.plan.require_approval,
-        "status": record.status,
-        "created_at": record.created_at.isoformat(),
-        "digest": record.digest,
-        "operations": [
-            _seed_operation(op.model_dump(mode="json")) for op in record.plan.operations
-        ],
-    }
+        status=record.status,
+        created_at=record.created_at.isoformat(),
+        digest=record.digest,
+        operations=[_seed_operation(op, content) for op in record.plan.operations],
+    )
 
 
-def _seed_operation(op: dict[str, Any]) -> dict[str, Any]:
+def _seed_operation(
+    op: Operation, content: ContentStore
+) -> SeedMoveOut | SeedCreateDirOut | SeedDeleteOut | SeedWriteFileOut:
     """A core operation in the seed's words (what the agent sent, as it would send it)."""
-    kind = op["op"]
-    if kind in ("move", "copy"):
-        return {"type": kind, "source": op["source"], "destination": op["destination"]}
-    if kind == "mkdir":
-        return {"type": "create_dir", "destination": op["path"]}
-    if kind == "delete":
-        return {"type": "delete", "source": op["path"]}
-    return {"type": "write_file", "destination": op["path"], "content": op.get("text") or ""}
+    if isinstance(op, Move | Copy):
+        return {"type": op.op, "source": op.source, "destination": op.destination}
+    if isinstance(op, Mkdir):
+        return {"type": "create_dir", "destination": op.path}
+    if isinstance(op, Delete):
+        return {"type": "delete", "source": op.path}
+    stored = op.stored
+    if stored is not None and stored.size > SEED_CONTENT_SHOWN:
+        text = f"[{stored.size} bytes, stored as {stored.sha256}: too large to echo here]"
+    else:
+        text = op.head(content, SEED_CONTENT_SHOWN).decode("utf-8", "replace")
+    return {"type": "write_file", "destination": op.path, "content": text}
 
 
-def _audit_file(ws: Workspace, plan_id: str) -> str:
+def _audit_file(ws: Workspace, plan_id: str, who: Principal) -> str:
     """Export the plan's audit events to ``.airlock/audit/<plan>.jsonl`` (Airlock's own state)."""
     folder = ws.state_dir / "audit"
     folder.mkdir(exist_ok=True)
     target = folder / f"{plan_id}.jsonl"
-    events = ws.audit_events(plan_id)
+    events = ws.audit_events(plan_id, by=who)
     tmp = target.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events), encoding="utf-8")
     tmp.replace(target)
     return str(target)
 
 
-@router.post("/plans", summary="Submit a plan (seed contract)")
-def seed_submit(ws: WorkspaceDep, who: CallerDep, body: SeedPlan) -> dict[str, Any]:
-    who.require(Role.AGENT, "submit plans")
-    record = ws.submit(to_core_plan(body, who.name), plan_id=body.plan_id or None, actor=who.name)
-    return _seed_view(record)
+@router.post("/plans", summary="Submit a plan (seed contract)", responses=ACTION_ERRORS)
+def seed_submit(ws: WorkspaceDep, who: CallerDep, body: SeedPlan) -> SeedPlanOut:
+    record = ws.submit(to_core_plan(body, who.name), plan_id=body.plan_id or None, by=who)
+    return _seed_view(record, ws.content)
 
 
-@router.post("/plans/{plan_id}/validate", summary="Validate a plan (seed contract)")
+@router.post(
+    "/plans/{plan_id}/validate", summary="Validate a plan (seed contract)", responses=ACTION_ERRORS
+)
 def seed_validate(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> SeedValidation:
-    who.require(Role.AGENT, "validate plans")
-    record = ws.get(plan_id)
-    if record.status in ("submitted", "invalid", "validated", "approved", "failed"):
-        record = ws.validate(plan_id, actor=who.name)
+    record = ws.get(plan_id, by=who)
+    if refusal(who, Action.VALIDATE, record) is None:  # else its last report (e.g. applied)
+        record = ws.validate(plan_id, by=who)
     report = record.validation
     if report is None:
         raise NotFoundError(f"plan {plan_id!r} has no validation", hint="validate it first")
@@ -240,7 +309,11 @@ def seed_validate(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> Seed
     )
 
 
-@router.post("/plans/{plan_id}/approve", summary="Approve a plan (seed contract; approvers only)")
+@router.post(
+    "/plans/{plan_id}/approve",
+    summary="Approve a plan (seed contract; approvers only)",
+    responses=ACTION_ERRORS,
+)
 def seed_approve(
     ws: WorkspaceDep,
     who: CallerDep,
@@ -255,21 +328,21 @@ def seed_approve(
         ),
     ] = None,
 ) -> SeedApproval:
-    who.require(Role.APPROVER, "approve plans")
     comment = f"approved_by={approved_by}" if approved_by and approved_by != who.name else ""
-    record = ws.approve(plan_id, actor=who.name, comment=comment, validation_id=validation)
+    record = ws.approve(plan_id, by=who, comment=comment, validation_id=validation)
     return SeedApproval(status=record.status, plan_id=record.id)
 
 
 @router.post(
-    "/plans/{plan_id}/apply", summary="Apply a plan and wait for the result (seed contract)"
+    "/plans/{plan_id}/apply",
+    summary="Apply a plan and wait for the result (seed contract)",
+    responses=ACTION_ERRORS,
 )
 def seed_apply(
     ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath
 ) -> SeedApplyResult:
-    who.require(Role.AGENT, "apply plans")
-    ws.check_applyable(plan_id)
-    job = jobs.start(plan_id, "apply", who.name)
+    ws.check_applyable(plan_id, by=who)
+    job = jobs.start(plan_id, "apply", who)
     job.finished.wait()
     result = job.result or {}
     error = job.error["message"] if job.error else result.get("error")
@@ -280,32 +353,37 @@ def seed_apply(
         operations_failed=int(
             result.get("operations_failed", 0 if job.state == "succeeded" else 1)
         ),
-        audit_log_path=_audit_file(ws, plan_id),
+        audit_log_path=_audit_file(ws, plan_id, who),
         error_details=error,
     )
 
 
 @router.post(
-    "/plans/{plan_id}/rollback", summary="Roll back an applied plan (seed contract; approvers only)"
+    "/plans/{plan_id}/rollback",
+    summary="Roll back an applied plan (seed contract; approvers only)",
+    responses=ACTION_ERRORS,
 )
 def seed_rollback(
     ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath
 ) -> SeedRollbackResult:
-    who.require(Role.APPROVER, "roll back plans")
-    ws.check_rollback(plan_id)
-    job = jobs.start(plan_id, "rollback", who.name)
+    ws.check_rollback(plan_id, by=who)
+    job = jobs.start(plan_id, "rollback", who)
     job.finished.wait()
     result = job.result or {}
     return SeedRollbackResult(
         plan_id=plan_id,
         success=job.state == "succeeded",
         operations_rolled_back=int(result.get("operations_completed", 0)),
-        audit_log_path=_audit_file(ws, plan_id),
-        error_details=(job.error or {}).get("message"),
+        audit_log_path=_audit_file(ws, plan_id, who),
+        error_details=job.error["message"] if job.error else None,
     )
 
 
-@router.get("/health", summary="Is the workspace mounted and writable, the state store reachable?")
+@router.get(
+    "/health",
+    summary="Is the workspace mounted and writable, the state store reachable?",
+    responses=HEALTH_ERRORS,
+)
 def health(ws: WorkspaceDep) -> Health:
     root = ws.root
     mounted = root.is_dir()

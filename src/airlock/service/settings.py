@@ -18,6 +18,9 @@ class Settings:
     database_url: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted (a plan with inline file contents)."""
+    max_upload_bytes: int = 0
+    """Largest file body uploaded as a stream (PUT /api/v1/content); 0: the policy's
+    max_bytes_written, the most a plan may write anyway."""
     apply_workers: int = 8
     """Applies and rollbacks running at once (one per scope at a time)."""
     log_level: str = "info"
@@ -63,7 +66,7 @@ def load_settings(
     converted: dict[str, object] = {}
     for name, value in values.items():
         try:
-            if name in ("port", "max_body_bytes", "apply_workers"):
+            if name in ("port", "max_body_bytes", "max_upload_bytes", "apply_workers"):
                 converted[name] = int(str(value))
             elif name == "session_hours":
                 converted[name] = _positive(float(str(value)), name)

@@ -2,7 +2,8 @@
 
 Server-rendered (Jinja2 templates in ``templates/``, CSS and one small script in ``static/``), no
 build step. Every action goes through the same Workspace and Jobs objects as the HTTP API, and the
-same role checks: a page only hides buttons a role may not use; the core refuses the action itself.
+same decisions: a page shows the buttons :func:`~airlock.permissions.allowed_actions` allows, and
+the core refuses any action itself.
 
 Signing in with a token starts a session of the page's own (:mod:`airlock.sessions`): the
 cookie (``airlock_session``, ``__Host-airlock_session`` over https; HttpOnly, SameSite=Strict)
@@ -32,6 +33,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from airlock.before_after import scope_relative
 from airlock.errors import (
     AirlockError,
     AuthenticationError,
@@ -40,17 +42,17 @@ from airlock.errors import (
     NotPermittedError,
     RollbackConflictError,
 )
+from airlock.permissions import Action, Principal, allowed_actions, authorize
 from airlock.records import PlanRecord
 from airlock.report import human_bytes
 from airlock.service import plan_view, review
-from airlock.service.app import encodable, error_body
 from airlock.service.deps import jobs as _jobs
 from airlock.service.deps import workspace as _ws
 from airlock.service.guards import from_own_origin
+from airlock.service.http_errors import error_response
 from airlock.service.settings import Settings
 from airlock.sessions import WebSession, end_session, find_session, start_session
-from airlock.tokens import Principal, Role, authenticate
-from airlock.workspace import DECIDABLE, VALIDATABLE
+from airlock.tokens import authenticate
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 log = logging.getLogger("airlock.service")
@@ -178,7 +180,6 @@ def _page(
         who=who,
         ui=root + "/ui",
         api=root + "/api/v1",
-        Role=Role,
         csrf=session.csrf if session is not None and who is not None else "",
     )
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -301,8 +302,7 @@ def plans(request: Request, tab: str = "review") -> Response:
         return _to_sign_in(request)
     ws = _ws(request)
     try:
-        who.require(Role.AGENT, "read plans")
-        listed = ws.list_plans()
+        listed = ws.list_plans(by=who)
     except AirlockError as exc:
         return _error_page(request, who, exc)
     if tab not in dict(review.TABS):
@@ -310,12 +310,12 @@ def plans(request: Request, tab: str = "review") -> Response:
     counts: dict[str, int] = {key: 0 for key, _label in review.TABS}
     shown: list[PlanRecord] = []
     for record in listed:
-        full = ws.get(record.id) if record.status == "validated" else record
+        full = ws.get(record.id, by=who) if record.status == "validated" else record
         needs = bool(full.validation and full.validation.needs_approval)
         where = review.tab_of(record.status, needs)
         counts[where] += 1
         if where == tab and len(shown) < PLAN_LIST_LIMIT:
-            shown.append(full if full.validation is not None else ws.get(record.id))
+            shown.append(full if full.validation is not None else ws.get(record.id, by=who))
     return _page(
         request,
         "plans.html",
@@ -348,10 +348,10 @@ def _plan_page(
     job_finished = job is not None and job.finished.is_set()
     job_seen = job.to_dict() if job is not None else None
     try:
-        who.require(Role.AGENT, "read plans")
-        record = ws.get(plan_id)
+        record = ws.get(plan_id, by=who)
     except AirlockError as exc:
         return _error_page(request, who, exc)
+    allowed = allowed_actions(who, record)
     validation = record.validation
     changes = validation.changes if validation else []
     view = plan_view.build(
@@ -362,7 +362,7 @@ def _plan_page(
         page=page,
         content=ws.content,
     )
-    chain = ws.audit_verify_plan(plan_id)
+    chain = ws.audit_verify_plan(plan_id, by=who)
     return _page(
         request,
         "plan.html",
@@ -373,18 +373,18 @@ def _plan_page(
         validation=validation,
         changes=changes,
         scope=record.plan.scope,
-        rel=lambda path: review.scope_relative(path or "", record.plan.scope),
+        rel=lambda path: scope_relative(path or "", record.plan.scope),
         view=view,
         trees=view.trees,
         previews=view.previews,
-        events=ws.audit_events(plan_id),
+        events=ws.audit_events(plan_id, by=who),
         chain=chain,
         tab=review.tab_of(record.status, bool(validation and validation.needs_approval)),
-        can_decide=who.role.allows(Role.APPROVER) and record.status in DECIDABLE,
-        is_author=who.name == record.plan.author,
-        can_apply=_succeeds(lambda: ws.check_applyable(plan_id)),
-        can_validate=record.status in VALIDATABLE,
-        can_roll_back=who.role.allows(Role.APPROVER) and record.status == "applied",
+        can_decide=Action.REJECT in allowed,
+        is_author=who.name == record.author,
+        can_apply=_succeeds(lambda: ws.check_applyable(plan_id, by=who)),
+        can_validate=Action.VALIDATE in allowed,
+        can_roll_back=Action.ROLLBACK in allowed,
         job=job_seen,
         job_finished=job_finished,
         error=error,
@@ -405,8 +405,6 @@ def _act(
     request: Request,
     plan_id: str,
     csrf: str,
-    needed: Role,
-    what: str,
     action: Callable[[Principal], str],
 ) -> Response:
     """Run a form's action as the signed-in person; on success go back to the plan (POST, then
@@ -419,7 +417,6 @@ def _act(
     if refused is not None:
         return _error_page(request, who, refused)
     try:
-        who.require(needed, what)
         query = action(who)
     except NotFoundError as exc:
         return _error_page(request, who, exc)
@@ -441,13 +438,13 @@ def approve(
     def run(who: Principal) -> str:
         _ws(request).approve(
             plan_id,
-            actor=who.name,
+            by=who,
             comment=comment.strip(),
             validation_id=_shown_validation(validation),
         )
         return "done=approved"
 
-    return _act(request, plan_id, csrf, Role.APPROVER, "approve plans", run)
+    return _act(request, plan_id, csrf, run)
 
 
 @router.post("/plans/{plan_id}/reject")
@@ -457,41 +454,43 @@ def reject(
     def run(who: Principal) -> str:
         _ws(request).reject(
             plan_id,
-            actor=who.name,
+            by=who,
             comment=comment.strip(),
             validation_id=_shown_validation(validation),
         )
         return "done=rejected"
 
-    return _act(request, plan_id, csrf, Role.APPROVER, "reject plans", run)
+    return _act(request, plan_id, csrf, run)
 
 
 @router.post("/plans/{plan_id}/validate")
 def revalidate(request: Request, plan_id: str, csrf: Csrf = "") -> Response:
     def run(who: Principal) -> str:
-        _ws(request).validate(plan_id, actor=who.name)
+        _ws(request).validate(plan_id, by=who)
         return "done=validated"
 
-    return _act(request, plan_id, csrf, Role.AGENT, "validate plans", run)
+    return _act(request, plan_id, csrf, run)
 
 
 @router.post("/plans/{plan_id}/apply")
 def apply(request: Request, plan_id: str, csrf: Csrf = "") -> Response:
     def run(who: Principal) -> str:
-        _ws(request).check_applyable(plan_id)
-        job = _jobs(request).start(plan_id, "apply", who.name)
+        _ws(request).check_applyable(plan_id, by=who)
+        job = _jobs(request).start(plan_id, "apply", who)
         return "job=" + job.id
 
-    return _act(request, plan_id, csrf, Role.AGENT, "apply plans", run)
+    return _act(request, plan_id, csrf, run)
 
 
 @router.get("/jobs/{job_id}")
 def job(request: Request, job_id: str) -> JSONResponse:
     """A job's progress, for the page's script (the API's /jobs wants a bearer token)."""
-    if _who(request) is None:
+    who = _who(request)
+    if who is None:
         return _json_error(
             AuthenticationError("not signed in", hint="sign in on the review page again")
         )
+    authorize(who, Action.READ)
     found = _jobs(request).get(job_id)
     if found is None:
         return _json_error(
@@ -501,7 +500,7 @@ def job(request: Request, job_id: str) -> JSONResponse:
 
 
 def _json_error(error: AirlockError) -> JSONResponse:
-    return JSONResponse(encodable(error_body(error)), error.http_status, headers=SECURITY_HEADERS)
+    return error_response(error, headers=SECURITY_HEADERS)
 
 
 # --- rollback ----------------------------------------------------------------------------------
@@ -512,9 +511,9 @@ def _rollback_page(
 ) -> HTMLResponse:
     ws = _ws(request)
     try:
-        who.require(Role.APPROVER, "roll back plans")
-        record = ws.get(plan_id)
-        conflicts = ws.rollback_conflicts(plan_id)
+        record = ws.get(plan_id, by=who)
+        authorize(who, Action.ROLLBACK, record)
+        conflicts = ws.rollback_conflicts(plan_id, by=who)
     except (NotFoundError, NotPermittedError) as exc:
         return _error_page(request, who, exc)
     except AirlockError as exc:  # e.g. not applied, or its kept-aside files were purged
@@ -528,7 +527,7 @@ def _rollback_page(
         plan=record.plan,
         counts=record.validation.counts if record.validation else {},
         conflicts=conflicts,
-        rel=lambda path: review.scope_relative(path, record.plan.scope),
+        rel=lambda path: scope_relative(path, record.plan.scope),
         error=error,
     )
 
@@ -554,8 +553,7 @@ def rollback(
         return _error_page(request, who, refused)
     ws = _ws(request)
     try:
-        who.require(Role.APPROVER, "roll back plans")
-        ws.check_rollback(plan_id, force=force)
+        ws.check_rollback(plan_id, force=force, by=who)
     except (NotFoundError, NotPermittedError) as exc:
         return _error_page(request, who, exc)
     except RollbackConflictError as exc:
@@ -565,7 +563,7 @@ def rollback(
     except AirlockError as exc:
         return _plan_page(request, who, plan_id, error=exc)
     try:
-        job = _jobs(request).start(plan_id, "rollback", who.name, force=force)
+        job = _jobs(request).start(plan_id, "rollback", who, force=force)
     except AirlockError as exc:
         return _plan_page(request, who, plan_id, error=exc)
     return RedirectResponse(_ui(request, f"/plans/{quote(plan_id, safe='')}?job={job.id}"), 303)

@@ -112,6 +112,11 @@ class Storage(ABC):
 
     # Built on the primitives, once, for every backend.
 
+    def stat_names(self, folder: RelPath, names: Iterable[str]) -> dict[str, Entry | None]:
+        """``stat`` of each of ``names`` inside ``folder`` (a plan's checks stat thousands of
+        entries in a few folders; a backend may look the folder up once for all of them)."""
+        return {name: self.stat((*folder, name)) for name in names}
+
     def sha256(self, path: RelPath) -> str:
         digest = hashlib.sha256()
         for chunk in self.read(path):

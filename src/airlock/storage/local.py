@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import stat as stat_mod
 import threading
@@ -46,14 +47,22 @@ class _OpenHow(ctypes.Structure):
     )
 
 
+_KINDS = {stat_mod.S_IFREG: Kind.FILE, stat_mod.S_IFDIR: Kind.DIR, stat_mod.S_IFLNK: Kind.SYMLINK}
+
+
 def _kind(mode: int) -> Kind:
-    if stat_mod.S_ISREG(mode):
-        return Kind.FILE
-    if stat_mod.S_ISDIR(mode):
-        return Kind.DIR
-    if stat_mod.S_ISLNK(mode):
-        return Kind.SYMLINK
-    return Kind.SPECIAL
+    return _KINDS.get(stat_mod.S_IFMT(mode), Kind.SPECIAL)
+
+
+_LISTED_FIRST = 64
+"""From this many names looked up in one folder, list it first: a name it does not hold needs no
+lookup of its own (a plan's destinations are mostly absent)."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _joined(root: str, path: RelPath) -> str:
+    """The absolute path of folder ``path`` under ``root`` (built once per folder)."""
+    return root if not path else f"{root}/{render(path)}"
 
 
 def entry_from_stat(st: os.stat_result) -> Entry:
@@ -163,7 +172,7 @@ class LocalStorage(Storage):
 
     def _still_at(self, fd: int, path: RelPath) -> bool:
         """Whether the folder behind a cached descriptor still sits at ``path`` (one readlink)."""
-        expected = self._real_root if not path else f"{self._real_root}/{render(path)}"
+        expected = _joined(self._real_root, path)
         try:
             return os.readlink(f"/proc/self/fd/{fd}") == expected  # noqa: PTH115 - hot path
         except OSError:
@@ -286,6 +295,41 @@ class LocalStorage(Storage):
             raise storage_error(exc, "look up", render(path)) from exc
         finally:
             self._release(fd)
+
+    def stat_names(self, folder: RelPath, names: Iterable[str]) -> dict[str, Entry | None]:
+        try:
+            fd = self._open_dir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return dict.fromkeys(names)
+        except OSError as exc:
+            raise storage_error(exc, "look up", render(folder)) from exc
+        names = list(names)
+        found: dict[str, Entry | None] = {}
+        try:
+            held: set[str] | None = None
+            if len(names) >= _LISTED_FIRST:
+                try:
+                    list_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                except OSError:
+                    held = None  # e.g. not readable: look each name up instead
+                else:
+                    try:
+                        held = set(os.listdir(list_fd))
+                    finally:
+                        os.close(list_fd)
+            for name in names:
+                if held is not None and name not in held:
+                    found[name] = None
+                    continue
+                try:
+                    found[name] = entry_from_stat(os.stat(name, dir_fd=fd, follow_symlinks=False))
+                except (FileNotFoundError, NotADirectoryError):
+                    found[name] = None
+                except OSError as exc:
+                    raise storage_error(exc, "look up", render((*folder, name))) from exc
+        finally:
+            self._release(fd)
+        return found
 
     def listdir(self, path: RelPath) -> list[str]:
         try:

@@ -1,8 +1,8 @@
 """The README's first command: a sample law-firm workspace and one case reorganised, end to end.
 
-Builds the sample workspace (:mod:`airlock.sample`), then walks through what an agent and a
-paralegal do: the agent submits a plan, Airlock validates it, a person approves it, Airlock
-applies it all-or-nothing, and the person rolls it back, every step in the audit log.
+Builds the sample workspace (:mod:`airlock.demo.sample`), then walks through what an agent
+and a paralegal do: the agent submits a plan, Airlock validates it, a person approves it,
+Airlock applies it all-or-nothing, and the person rolls it back, every step in the audit log.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.tree import Tree
 
+from airlock.demo.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
 from airlock.errors import InputError
 from airlock.paths import STATE_DIR
+from airlock.permissions import Principal, Role
 from airlock.report import report_lines
-from airlock.sample import DEMO_CASE, build_sample_workspace, sample_reorganisation
 from airlock.workspace import Workspace
 
 
@@ -59,12 +60,13 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
         say(_tree(case, f"projects/{DEMO_CASE}/ (before)"))
 
     ws = Workspace.init(workspace)
+    # The demo's two people, as the service would authenticate them by their tokens.
+    agent = Principal("paralegal-agent", Role.AGENT, via="demo")
+    dana = Principal("dana.whitfield", Role.APPROVER, via="demo")
     try:
         say(Rule("2. The agent submits a plan; Airlock validates it (a dry run)"))
-        record = ws.submit(
-            sample_reorganisation(), plan_id="demo-reorganise", actor="paralegal-agent"
-        )
-        record = ws.validate(record.id, actor="paralegal-agent")
+        record = ws.submit(sample_reorganisation(), plan_id="demo-reorganise", by=agent)
+        record = ws.validate(record.id, by=agent)
         assert record.validation is not None
         for line in report_lines(
             record.id,
@@ -78,11 +80,11 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
             say(line, highlight=False, markup=False, soft_wrap=True)
 
         say(Rule("3. A paralegal reviews and approves (the agent cannot)"))
-        record = ws.approve(record.id, actor="dana.whitfield", comment="Filing looks right.")
+        record = ws.approve(record.id, by=dana, comment="Filing looks right.")
         say(f"Approved by dana.whitfield; the approval is bound to {record.digest[:23]}…")
 
         say(Rule("4. Airlock applies it all-or-nothing, journaled"))
-        result = ws.apply(record.id, actor="paralegal-agent")
+        result = ws.apply(record.id, by=agent)
         say(
             f"Applied: {result.operations_completed} operations, transaction {result.transaction_id}"
         )
@@ -90,13 +92,13 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
             say(_tree(case, f"projects/{DEMO_CASE}/ (after)"))
 
         say(Rule("5. The paralegal changes her mind: rollback restores the exact bytes"))
-        rollback = ws.rollback(record.id, actor="dana.whitfield")
+        rollback = ws.rollback(record.id, by=dana)
         say(
             f"Rolled back ({rollback.operations_completed} changes undone); deleted files restored."
         )
 
         say(Rule("6. The audit log"))
-        events = ws.audit_events(record.id)
+        events = ws.audit_events(record.id, by=dana)
         for event in events:
             say(f"  {event['seq']:>3}  {event['kind']:<12} by {event['actor']}")
         chain = ws.audit_verify()

@@ -20,7 +20,6 @@ Two figures, each at the door users call:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
@@ -109,18 +108,18 @@ def listing_peak(tmp: Path, name: str, plans: int, body: int) -> int:
     root = tmp / name
     run_cli("init", "--workspace", str(root))
     (root / "projects" / "Case-A").mkdir(parents=True)
-    text = base64.b64encode(os.urandom(body * 3 // 4)).decode()
     script = (
-        "import sys\n"
+        "import base64, os, sys\n"
         "from airlock.workspace import Workspace\n"
         "ws = Workspace(sys.argv[1])\n"
+        "text = base64.b64encode(os.urandom(int(sys.argv[3]) * 3 // 4)).decode()\n"
         "for n in range(int(sys.argv[2])):\n"
         "    ws.submit({'scope': 'projects/Case-A', 'operations': [\n"
-        "        {'op': 'write', 'path': f'f{n}.txt', 'text': sys.argv[3] + str(n)}]},\n"
+        "        {'op': 'write', 'path': f'f{n}.txt', 'text': text + str(n)}]},\n"
         "        plan_id=f'p{n}')\n"
     )
     subprocess.run(
-        [sys.executable, "-c", script, str(root), str(plans), text], check=True, timeout=1200
+        [sys.executable, "-c", script, str(root), str(plans), str(body)], check=True, timeout=1200
     )
     done = subprocess.run(
         [sys.executable, "-c", _LIST_AND_MEASURE, "plan", "list", "--json", "-w", str(root)],
@@ -150,20 +149,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=float, default=1.0, help="size of the big write")
     parser.add_argument("--plans", type=int, default=1000)
+    parser.add_argument(
+        "--list-only", action="store_true", help="only the listing (e.g. of an older Airlock)"
+    )
     args = parser.parse_args()
     size = int(args.gib * (1 << 30))
     with tempfile.TemporaryDirectory(prefix="airlock-bench-content-") as scratch:
         tmp = Path(scratch)
-        baseline, peak, seconds = big_write(tmp, size)
-        rise = (peak - baseline) / 1024
-        print(
-            f"big write: {size / (1 << 30):.2f} GiB uploaded, validated, applied in {seconds:.1f} s"
-        )
-        print(
-            f"  server peak memory: baseline {baseline / 1024:.1f} MiB (after start-up and a "
-            f"warm-up plan), after {peak / 1024:.1f} MiB: +{rise:.1f} MiB "
-            f"(goal < 64 MiB: {'met' if rise < 64 else 'NOT met'})"
-        )
+        if not args.list_only:
+            baseline, peak, seconds = big_write(tmp, size)
+            rise = (peak - baseline) / 1024
+            print(
+                f"big write: {size / (1 << 30):.2f} GiB uploaded, validated, applied in {seconds:.1f} s"
+            )
+            print(
+                f"  server peak memory: baseline {baseline / 1024:.1f} MiB (after start-up and a "
+                f"warm-up plan), after {peak / 1024:.1f} MiB: +{rise:.1f} MiB "
+                f"(goal < 64 MiB: {'met' if rise < 64 else 'NOT met'})"
+            )
         small = listing_peak(tmp, "small", args.plans, 1024)
         large = listing_peak(tmp, "large", args.plans, 256 * 1024)
         ratio = large / small

@@ -12,13 +12,14 @@ import dataclasses
 import hashlib
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterator
 
 from airlock import paths, preconditions
 from airlock.content import ContentStore
 from airlock.errors import UnsafePathError
 from airlock.names import escaped, look_alikes, script_names
 from airlock.paths import RelPath, render
-from airlock.plan import Copy, Delete, Mkdir, Move, Plan, Write
+from airlock.plan import Copy, Delete, Mkdir, Move, Plan, Write, touched_paths
 from airlock.policy import Policy
 from airlock.storage.base import Kind, Storage
 from airlock.validation import Action, Change, Issue, Validation
@@ -73,6 +74,7 @@ class _Simulation:
         else:
             self._check_scope()
         if not self.errors:
+            self.view.look_up(self._paths_named())
             for index, op in enumerate(self.plan.operations):
                 try:
                     self._simulate(index, op)
@@ -144,6 +146,16 @@ class _Simulation:
             )
 
     # paths
+
+    def _paths_named(self) -> Iterator[RelPath]:
+        """Every path the operations name, as the real tree's paths, to read them ahead (split
+        cheaply: a path that :meth:`_path` would spell otherwise is simply not found ahead, and
+        nothing read ahead counts until the simulation, past every check, asks for it)."""
+        for op in self.plan.operations:
+            for raw in touched_paths(op):
+                parts = tuple(raw.split("/"))
+                if not any(part in ("", ".", "..") for part in parts):
+                    yield self.scope + parts
 
     def _path(self, raw: str) -> RelPath:
         try:

@@ -242,11 +242,16 @@ class Store:
     # --- records -----------------------------------------------------------------------------
 
     def record(
-        self, session: Session, row: PlanRow, full: bool = True, remember: bool = False
+        self,
+        session: Session,
+        row: PlanRow,
+        full: bool = True,
+        remember: bool = False,
+        report: tuple[int, Validation] | None = None,
     ) -> PlanRecord:
         """The plan of ``row`` as the library hands it out; ``full`` adds its latest report and
         its decisions. ``remember`` (only from a read session: what it read is committed) keeps
-        the parsed report for the next call."""
+        the parsed report for the next call; ``report``: the latest, just stored (not kept)."""
         record = PlanRecord(
             id=row.id,
             plan=self.parsed_plan(row),
@@ -256,7 +261,7 @@ class Store:
             created_at=row.created_at,
         )
         if full:
-            latest = self._parsed_validation(session, row.id, remember)
+            latest = report or self._parsed_validation(session, row.id, remember)
             if latest is not None:
                 record.validation_id, record.validation = latest
             record.decisions = [

@@ -231,14 +231,13 @@ class Workspace:
         with self.store.write() as session:
             row = self.store.plan(session, plan_id)
             authorize(by, Action.VALIDATE, row)
-            session.add(
-                ValidationRow(
-                    plan_id=plan_id,
-                    digest=row.digest,
-                    valid=report.valid,
-                    report=report.model_dump(mode="json"),
-                )
+            stored = ValidationRow(
+                plan_id=plan_id,
+                digest=row.digest,
+                valid=report.valid,
+                report=report.model_dump(mode="json"),
             )
+            session.add(stored)
             self.store.set_status(row, Status.VALIDATED if report.valid else Status.INVALID)
             event(
                 session,
@@ -254,7 +253,7 @@ class Workspace:
                 },
             )
             session.flush()
-            return self.store.record(session, row)
+            return self.store.record(session, row, report=(stored.id, report))
 
     def approve(
         self,

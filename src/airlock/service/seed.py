@@ -338,23 +338,18 @@ def seed_approve(
     summary="Apply a plan and wait for the result (seed contract)",
     responses=ACTION_ERRORS,
 )
-def seed_apply(
-    ws: WorkspaceDep, jobs: JobsDep, who: CallerDep, plan_id: PlanIdPath
-) -> SeedApplyResult:
-    ws.check_applyable(plan_id, by=who)
-    job = jobs.start(plan_id, "apply", who)
-    job.finished.wait()
-    result = job.result or {}
-    error = job.error["message"] if job.error else result.get("error")
+def seed_apply(ws: WorkspaceDep, who: CallerDep, plan_id: PlanIdPath) -> SeedApplyResult:
+    # The seed's apply answers when it is done, so it runs here (the scope lock orders it with
+    # the jobs of the native API): every refusal (permission, approval, a stale plan) is the
+    # core's error and status, checked once, and a step that failed was undone.
+    result = ws.apply(plan_id, by=who, lock_timeout=300)
     return SeedApplyResult(
         plan_id=plan_id,
-        success=job.state == "succeeded",
-        operations_completed=int(result.get("operations_completed", 0)),
-        operations_failed=int(
-            result.get("operations_failed", 0 if job.state == "succeeded" else 1)
-        ),
+        success=result.success,
+        operations_completed=result.operations_completed,
+        operations_failed=result.operations_failed,
         audit_log_path=_audit_file(ws, plan_id, who),
-        error_details=error,
+        error_details=result.error,
     )
 
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large bench-cli schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -84,6 +84,9 @@ bench-seed: $(STAMP)  ## The seed door beside a naive reference of its API: a 10
 
 bench-cli: $(STAMP)  ## Start-up of `airlock --help`, `plan --help`, `plan list --help` and `plan list` beside `python -c pass` (issue 10: under 0.3 s)
 	$(BIN)/python bench/bench_cli_startup.py
+
+bench-content: $(STAMP)  ## File bodies: the server's memory for a 1 GiB write over HTTP, and `plan list` of 1,000 plans whatever their sizes (issue 10)
+	$(BIN)/python bench/bench_content.py
 
 schema: $(STAMP)  ## Regenerate schema/plan.schema.json
 	$(BIN)/airlock schema > schema/plan.schema.json

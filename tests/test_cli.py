@@ -112,6 +112,10 @@ def test_actor_is_a_note_never_an_identity(root: Path, tmp_path: Path) -> None:
     approver = token(root, "dana", "approver")
     shown = ok_json("plan", "approve", "mine", "--token", approver, env=env)
     assert shown["actor"] == "dana" and shown["status"] == "approved"
+    # Maintenance acts as the token too: an agent's token may not make tokens or purge.
+    for command in (("token", "create", "--name", "x", "--role", "admin"), ("gc",)):
+        done = airlock(*command, "--json", env=agent)
+        assert done.returncode == 6 and "role agent" in json.loads(done.stdout)["message"]
 
 
 def test_submit_from_stdin_and_human_report(root: Path) -> None:

@@ -99,8 +99,9 @@ class Write(_Op):
     sha256: str | None = Field(
         None,
         pattern=SHA256_PATTERN,
-        description="A body staged in Airlock's content store by a sandboxed run (with 'size'). "
-        "Plans submitted from outside cannot name stored content; send 'text' or 'base64'.",
+        description="A body in Airlock's content store (with 'size'): one the submitter uploaded "
+        "(PUT /api/v1/content) or a sandboxed run staged. Inline 'text' and 'base64' bodies are "
+        "moved into the store at submit, and the stored plan names them this way.",
     )
     size: int | None = Field(None, ge=0, description="The size of the stored body, in bytes.")
     overwrite: bool = Field(False, description="Allow replacing an existing file (kept aside).")

@@ -1,6 +1,7 @@
-"""Rollback checks: has anything the rollback would undo changed since the apply?
+"""Rollback checks: has anything the rollback would undo changed since the apply, or since
+the plans applied after it? Which plan may be rolled back, and what a forced rollback sets aside.
 
-Pure logic over the storage interface. A rollback restores the exact prior bytes; it is refused
+Logic over the storage interface and the store's rows. A rollback restores the exact prior bytes; it is refused
 when a file the plan produced was modified since, when something new stands where a restored
 entry must go, or when something new was put into a folder the plan created. ``--force`` sets
 those entries aside (into the rollback's trash, so even they are not lost) and says so.
@@ -12,13 +13,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from airlock.db import PlanRow, TransactionRow
 from airlock.digests import entry_identity, tree_digest, tree_identity
-from airlock.errors import RollbackConflictError
+from airlock.errors import PlanStateError, RollbackConflictError
 from airlock.journal import Step, trash_dir
+from airlock.lifecycle import Status
 from airlock.locks import lock_key
 from airlock.paths import STATE_DIR, RelPath, render
+from airlock.permissions import Action, Principal, authorize
 from airlock.storage.base import Kind, Storage
-from airlock.validation import Change
+from airlock.store import Store
+from airlock.validation import Change, Validation
 
 
 @dataclass(frozen=True)
@@ -312,3 +319,36 @@ def forced_steps(
         )
 
     return [steps[0], *extra, *(s for s in steps[1:] if not blocked(s))]
+
+
+def applied_plan(
+    store: Store, session: Session, plan_id: str, by: Principal | None
+) -> tuple[PlanRow, TransactionRow, list[Change]]:
+    """The plan, its committed apply and its changes; with ``by``, only if it may roll the plan
+    back now (else only if the plan is applied)."""
+    row = store.plan(session, plan_id)
+    if by is not None:
+        authorize(by, Action.ROLLBACK, row)
+    elif row.status != Status.APPLIED:
+        raise PlanStateError(
+            f"plan {plan_id!r} is {row.status}; only an applied plan can be rolled back",
+            hint=f"see `airlock plan show {plan_id}`",
+        )
+    txn = store.last_apply(session, plan_id)
+    if txn is None:
+        raise PlanStateError(f"plan {plan_id!r} has no committed apply to roll back")
+    if txn.purged_at is not None:
+        raise PlanStateError(
+            f"plan {plan_id!r} cannot be rolled back: its kept-aside files were purged "
+            f"by `airlock gc` on {txn.purged_at:%Y-%m-%d}",
+        )
+    validation = store.latest_validation(session, plan_id)
+    assert validation is not None
+    return row, txn, Validation.model_validate(validation.report).changes
+
+
+def later_conflicts(
+    store: Store, session: Session, txn: TransactionRow, changes: list[Change]
+) -> list[Conflict]:
+    """:func:`later_plan_conflicts` with the plans applied after ``txn``, from the store."""
+    return later_plan_conflicts(changes, txn.scope, store.applied_after(session, txn))

@@ -37,7 +37,7 @@ from airlock.permissions import Principal
 from airlock.records import Recovered
 from airlock.storage import Storage
 from airlock.store import Store
-from airlock.validate import stale_paths
+from airlock.validate import Change, stale_paths
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ def event(
     """Append an audit event made by ``by``: its name, and the note it gave, if any."""
     note = {"note": by.note} if by.note else {}
     audit.append(session, kind, by.name, plan_id, {**payload, **note})
+
+
+_CHANGE_DEFAULTS = {
+    name: info.default for name, info in Change.model_fields.items() if not info.is_required()
+}
+
+
+def audit_change(change: dict[str, Any]) -> dict[str, Any]:
+    """A change as the audit log records it: its paths and hashes, without empty fields."""
+    return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
 
 
 def undo_outcome(kind: str, differs: list[str]) -> str:
@@ -219,6 +229,38 @@ class Transactions:
                 hint=f"{exc.hint}; once that is fixed, `airlock recover` (also run when the "
                 f"service starts) undoes the {kind.name}, {after}",
                 errno=getattr(exc, "errno", None),
+            ) from exc
+
+    def failed_apply(
+        self, txn_id: str, by: Principal, failure: StepFailed, differs: list[str]
+    ) -> None:
+        """Record an apply whose failed step was undone: the plan ``failed``, and whether the
+        undo left any path not as validated (``differs``: someone else changed it meanwhile)."""
+        reason = str(failure) if not differs else f"{failure}; {undo_outcome('apply', differs)}"
+        try:
+            self.undone(
+                txn_id,
+                APPLY,
+                by,
+                str(failure),
+                reason,
+                {
+                    "transaction": txn_id,
+                    "error": str(failure),
+                    "workspace": "unchanged" if not differs else "restored except the paths listed",
+                    **({"differs": differs[:1000]} if differs else {}),
+                },
+            )
+        except StorageError as exc:
+            restored = (
+                "the workspace was restored to the state before the plan"
+                if not differs
+                else undo_outcome("apply", differs)
+            )
+            raise StorageError(
+                f"{failure.message}; {restored}, but recording that failed: {exc.message}",
+                hint=exc.hint,
+                errno=exc.errno,
             ) from exc
 
     # --- checking an undo --------------------------------------------------------------------

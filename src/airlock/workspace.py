@@ -26,15 +26,13 @@ from airlock import audit, housekeeping, journal, rollback
 from airlock.approval import applyable_report, refuse_if_stale
 from airlock.bodies import check_staged, content_of, store_inline
 from airlock.content import Blob, ContentStore
-from airlock.db import DecisionRow, PlanRow, TransactionRow, UploadRow, ValidationRow, utcnow
+from airlock.db import UploadRow, utcnow
 from airlock.errors import (
     AirlockError,
     InputError,
     NotFoundError,
-    PlanStateError,
     RollbackConflictError,
     StalePlanError,
-    StorageError,
     failed_and_undone,
 )
 from airlock.journal import Hook, Progress, Step
@@ -43,13 +41,14 @@ from airlock.paths import STATE_DIR
 from airlock.permissions import Action, Principal, authorize, local_operator
 from airlock.plan import Write, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
+from airlock.recording import record_decision, record_plan, record_validation
 from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
 from airlock.storage import Storage
 from airlock.storage.local import LocalStorage
 from airlock.store import Store
-from airlock.transactions import APPLY, ROLLBACK, Transactions, event, undo_outcome
-from airlock.validate import Change, Validation, validate
+from airlock.transactions import APPLY, ROLLBACK, Transactions, audit_change
+from airlock.validate import validate
 
 
 class Workspace:
@@ -167,35 +166,7 @@ class Workspace:
             uploaded = self.store.uploads_by(session, by.name, named)
         check_staged(plan, {**uploaded, **(staged or {})})
         plan, _inline = store_inline(plan, self.content)
-        with self.store.write() as session:
-            existing = session.get(PlanRow, plan_id)
-            if existing is not None:
-                if existing.digest != plan.digest:
-                    raise PlanStateError(
-                        f"plan {plan_id!r} already exists with different content",
-                        hint="plans never change once submitted; submit the new one under a new id",
-                    )
-                return self.store.record(session, existing)
-            row = PlanRow(
-                id=plan_id,
-                scope=plan.scope,
-                description=plan.description,
-                author=plan.author,
-                digest=plan.digest,
-                body=plan.canonical_json(),
-                status=Status.SUBMITTED,
-            )
-            session.add(row)
-            session.flush()
-            self.store.parsed_plan(row, known=plan)
-            event(
-                session,
-                "submitted",
-                by,
-                plan_id,
-                {"digest": plan.digest, "scope": plan.scope, "operations": len(plan.operations)},
-            )
-            return self.store.record(session, row)
+        return record_plan(self.store, plan, plan_id, by)
 
     def upload(self, chunks: Iterable[bytes], *, by: Principal | None = None) -> Blob:
         """Put a file body into the content store, streamed in chunks (never whole in memory),
@@ -228,32 +199,7 @@ class Workspace:
             authorize(by, Action.VALIDATE, row)
             plan = self.store.parsed_plan(row)
         report = validate(plan, self.storage, self.policy, self.content)
-        with self.store.write() as session:
-            row = self.store.plan(session, plan_id)
-            authorize(by, Action.VALIDATE, row)
-            stored = ValidationRow(
-                plan_id=plan_id,
-                digest=row.digest,
-                valid=report.valid,
-                report=report.model_dump(mode="json"),
-            )
-            session.add(stored)
-            self.store.set_status(row, Status.VALIDATED if report.valid else Status.INVALID)
-            event(
-                session,
-                "validated",
-                by,
-                plan_id,
-                {
-                    "valid": report.valid,
-                    "errors": [issue.message for issue in report.errors],
-                    "warnings": len(report.warnings),
-                    "counts": report.counts,
-                    "needs_approval": report.needs_approval,
-                },
-            )
-            session.flush()
-            return self.store.record(session, row, report=(stored.id, report))
+        return record_validation(self.store, plan_id, by, report)
 
     def approve(
         self,
@@ -265,7 +211,9 @@ class Workspace:
     ) -> PlanRecord:
         """Approve the plan's latest validation; with ``validation_id``, only if that is the one
         the approver looked at (a newer report is refused: the plan changed since)."""
-        return self._decide(plan_id, Status.APPROVED, _who(by), comment, validation_id)
+        return record_decision(
+            self.store, plan_id, Status.APPROVED, _who(by), comment, validation_id
+        )
 
     def reject(
         self,
@@ -275,47 +223,9 @@ class Workspace:
         comment: str = "",
         validation_id: int | None = None,
     ) -> PlanRecord:
-        return self._decide(plan_id, Status.REJECTED, _who(by), comment, validation_id)
-
-    def _decide(
-        self, plan_id: str, decision: Status, by: Principal, comment: str, validation_id: int | None
-    ) -> PlanRecord:
-        action = Action.APPROVE if decision is Status.APPROVED else Action.REJECT
-        with self.store.write() as session:
-            row = self.store.plan(session, plan_id)
-            authorize(by, action, row)
-            validation = self.store.latest_validation(session, plan_id)
-            if validation_id is not None and (validation is None or validation.id != validation_id):
-                raise PlanStateError(
-                    f"the plan changed since you looked; reload: plan {plan_id!r} was checked "
-                    f"again after the report you reviewed (validation {validation_id})",
-                    hint="reload the plan, review its new report, and decide again",
-                )
-            if validation is None or not validation.valid or validation.digest != row.digest:
-                raise PlanStateError(
-                    f"plan {plan_id!r} has no valid validation of its current content",
-                    hint=f"run `airlock plan validate {plan_id}` and review the report first",
-                )
-            session.add(
-                DecisionRow(
-                    plan_id=plan_id,
-                    validation_id=validation.id,
-                    digest=row.digest,
-                    decision=str(decision),
-                    actor=by.name,
-                    comment=comment,
-                )
-            )
-            self.store.set_status(row, decision)
-            event(
-                session,
-                str(decision),
-                by,
-                plan_id,
-                {"digest": row.digest, "validation": validation.id, "comment": comment},
-            )
-            session.flush()
-            return self.store.record(session, row)
+        return record_decision(
+            self.store, plan_id, Status.REJECTED, _who(by), comment, validation_id
+        )
 
     # --- apply ----------------------------------------------------------------------------------
 
@@ -357,7 +267,7 @@ class Workspace:
             )
             if failure is not None:
                 differs = self.transactions.undo_differs(report)
-                self._record_failed_apply(plan_id, txn_id, by, failure, differs)
+                self.transactions.failed_apply(txn_id, by, failure, differs)
                 why = failed_and_undone(
                     failure.cause, str(failure), failure.hint, conflict=StalePlanError
                 )
@@ -372,45 +282,10 @@ class Workspace:
                 {
                     "digest": row.digest,
                     "transaction": txn_id,
-                    "operations": [_audit_change(c) for c in report["changes"]],
+                    "operations": [audit_change(c) for c in report["changes"]],
                 },
             )
         return ApplyResult(plan_id, True, changes, 0, txn_id)
-
-    def _record_failed_apply(
-        self,
-        plan_id: str,
-        txn_id: str,
-        by: Principal,
-        failure: journal.StepFailed,
-        differs: list[str],
-    ) -> None:
-        reason = str(failure) if not differs else f"{failure}; {undo_outcome('apply', differs)}"
-        try:
-            self.transactions.undone(
-                txn_id,
-                APPLY,
-                by,
-                str(failure),
-                reason,
-                {
-                    "transaction": txn_id,
-                    "error": str(failure),
-                    "workspace": "unchanged" if not differs else "restored except the paths listed",
-                    **({"differs": differs[:1000]} if differs else {}),
-                },
-            )
-        except StorageError as exc:
-            restored = (
-                "the workspace was restored to the state before the plan"
-                if not differs
-                else undo_outcome("apply", differs)
-            )
-            raise StorageError(
-                f"{failure.message}; {restored}, but recording that failed: {exc.message}",
-                hint=exc.hint,
-                errno=exc.errno,
-            ) from exc
 
     def unfinished(self) -> list[str]:
         """Transactions a process that is gone left running: what `airlock recover` undoes."""
@@ -422,8 +297,8 @@ class Workspace:
         """What a rollback would have to refuse or override now."""
         authorize(_who(by), Action.READ)
         with self.store.read() as session:
-            _row, txn, changes = self._applied(session, plan_id, None)
-            later = self._later_plan_conflicts(session, txn, changes)
+            _row, txn, changes = rollback.applied_plan(self.store, session, plan_id, None)
+            later = rollback.later_conflicts(self.store, session, txn, changes)
         return later + find_conflicts(self.storage, changes)
 
     def check_rollback(
@@ -432,8 +307,8 @@ class Workspace:
         """Raise the error ``rollback`` would raise now; else return what ``force`` sets aside
         (for doors that start a rollback in the background and want to refuse at once)."""
         with self.store.read() as session:
-            _row, txn, changes = self._applied(session, plan_id, _who(by))
-            later = self._later_plan_conflicts(session, txn, changes)
+            _row, txn, changes = rollback.applied_plan(self.store, session, plan_id, _who(by))
+            later = rollback.later_conflicts(self.store, session, txn, changes)
         rollback.refuse_incomplete_trash(self.storage, plan_id, txn.id, changes)
         return rollback.refuse(plan_id, later, find_conflicts(self.storage, changes), force)
 
@@ -450,14 +325,14 @@ class Workspace:
         """Restore the exact prior bytes of an applied plan, all-or-nothing."""
         by = _who(by)
         with self.store.read() as session:
-            scope = self._applied(session, plan_id, by)[0].scope
+            scope = rollback.applied_plan(self.store, session, plan_id, by)[0].scope
         with self.transactions.scope(_split(scope), by, lock_timeout):
             with self.store.write() as session:
-                row, applied, changes = self._applied(session, plan_id, by)
+                row, applied, changes = rollback.applied_plan(self.store, session, plan_id, by)
                 rollback.refuse_incomplete_trash(self.storage, plan_id, applied.id, changes)
                 conflicts = rollback.refuse(
                     plan_id,
-                    self._later_plan_conflicts(session, applied, changes),
+                    rollback.later_conflicts(self.store, session, applied, changes),
                     find_conflicts(self.storage, changes),
                     force,
                 )
@@ -494,41 +369,10 @@ class Workspace:
                     "of_transaction": applied.id,
                     "forced": bool(conflicts),
                     "set_aside": [str(c) for c in conflicts],
-                    "operations": [_audit_change(c.model_dump(mode="json")) for c in changes],
+                    "operations": [audit_change(c.model_dump(mode="json")) for c in changes],
                 },
             )
         return ApplyResult(plan_id, True, len(changes), 0, txn_id)
-
-    def _applied(
-        self, session: Session, plan_id: str, by: Principal | None
-    ) -> tuple[PlanRow, TransactionRow, list[Change]]:
-        """The plan, its committed apply and its changes; with ``by``, only if it may roll the
-        plan back now (else only if the plan is applied)."""
-        row = self.store.plan(session, plan_id)
-        if by is not None:
-            authorize(by, Action.ROLLBACK, row)
-        elif row.status != Status.APPLIED:
-            raise PlanStateError(
-                f"plan {plan_id!r} is {row.status}; only an applied plan can be rolled back",
-                hint=f"see `airlock plan show {plan_id}`",
-            )
-        txn = self.store.last_apply(session, plan_id)
-        if txn is None:
-            raise PlanStateError(f"plan {plan_id!r} has no committed apply to roll back")
-        if txn.purged_at is not None:
-            raise PlanStateError(
-                f"plan {plan_id!r} cannot be rolled back: its kept-aside files were purged "
-                f"by `airlock gc` on {txn.purged_at:%Y-%m-%d}",
-            )
-        validation = self.store.latest_validation(session, plan_id)
-        assert validation is not None
-        return row, txn, Validation.model_validate(validation.report).changes
-
-    def _later_plan_conflicts(
-        self, session: Session, txn: TransactionRow, changes: list[Change]
-    ) -> list[Conflict]:
-        later = self.store.applied_after(session, txn)
-        return rollback.later_plan_conflicts(changes, txn.scope, later)
 
     # --- recovery and housekeeping --------------------------------------------------------------
 
@@ -605,13 +449,3 @@ def _who(by: Principal | None) -> Principal:
 
 def _split(scope: str) -> tuple[str, ...]:
     return tuple(scope.split("/"))
-
-
-_CHANGE_DEFAULTS = {
-    name: info.default for name, info in Change.model_fields.items() if not info.is_required()
-}
-
-
-def _audit_change(change: dict[str, Any]) -> dict[str, Any]:
-    """A change as the audit log records it: its paths and hashes, without empty fields."""
-    return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from airlock.cli.context import open_workspace
-from airlock.cli.options import JsonOpt, WorkspaceOpt
+from airlock.cli.context import acting_as, open_workspace
+from airlock.cli.options import JsonOpt, TokenOpt, WorkspaceOpt
 from airlock.cli.output import EXIT_AUDIT_BROKEN, emit, err, guard, out
 from airlock.cli.typer_light import App
 from airlock.errors import IntegrityError
@@ -74,13 +74,15 @@ def audit_verify(
 
 
 @app.command("anchor")
-def audit_anchor(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+def audit_anchor(
+    workspace: WorkspaceOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
     """Re-anchor the head record at the chain's newest event, on purpose: after restoring a
     backup of the database alone, once the events it lost are accounted for. Prints the old head."""
     with open_workspace(workspace, as_json) as ws, guard(as_json):
         from airlock.audit import Head
 
-        old, new = ws.audit_reanchor()
+        old, new = ws.audit_reanchor(by=acting_as(ws, token))
         before: dict[str, Any] | str | None = None
         if isinstance(old, Head):
             before = {"seq": old.seq, "hash": old.hash}

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from airlock.cli.context import open_workspace, raise_missing_workspace
-from airlock.cli.options import JsonOpt, WorkspaceOpt
+from airlock.cli.context import acting_as, open_workspace, raise_missing_workspace
+from airlock.cli.options import JsonOpt, TokenOpt, WorkspaceOpt
 from airlock.cli.output import EXIT_NOT_RECOVERED, emit, err, guard, out
 
 
@@ -59,6 +59,7 @@ def recover(
             "kept-aside files stay in .airlock/trash/<transaction>.",
         ),
     ] = False,
+    token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Undo any apply or rollback a crashed process left half-done (exit 8 if one cannot be)."""
@@ -80,7 +81,8 @@ def recover(
                 if unfinished:
                     raise typer.Exit(EXIT_NOT_RECOVERED)
                 return
-            done, failures = ws.recover(resolve=resolve), ws.recovery_failures
+            by = acting_as(ws, token)
+            done, failures = ws.recover(resolve=resolve, by=by), ws.recovery_failures
 
         def human() -> None:
             out.print(
@@ -111,11 +113,12 @@ def gc(
     older_than: Annotated[
         float | None, typer.Option("--older-than", help="Days (default: the policy's retention).")
     ] = None,
+    token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Purge kept-aside files older than the retention period (their plans can no longer roll back)."""
     with open_workspace(workspace, as_json) as ws, guard(as_json):
-        purged = ws.gc(older_than_days=older_than)
+        purged = ws.gc(older_than_days=older_than, by=acting_as(ws, token))
 
         def human() -> None:
             out.print(f"Purged the kept-aside files of {len(purged)} transaction(s).")

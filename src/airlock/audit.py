@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airlock.db import AuditRow, DecisionRow, PlanRow, ValidationRow
+from airlock.permissions import Principal
 from airlock.plan import canonical_json
 
 GENESIS = "0" * 64
@@ -72,6 +73,15 @@ def _event_hash(prev_hash: str, row: AuditRow) -> str:
 def sign(key: bytes, event_hash: str) -> str:
     """An event's signature: HMAC-SHA256 under the audit key of its hash (the hex text)."""
     return hmac.new(key, event_hash.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+
+
+def append_by(
+    session: Session, kind: str, by: Principal, plan_id: str | None, payload: dict[str, Any]
+) -> AuditRow:
+    """:func:`append` an event made by ``by``: its name as the actor, and beside the payload the
+    note it gave about itself, if any (the command line's ``--actor``)."""
+    note = {"note": by.note} if by.note else {}
+    return append(session, kind, by.name, plan_id, {**payload, **note})
 
 
 def append(

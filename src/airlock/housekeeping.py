@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 from pathlib import Path
 
-from airlock import journal
+from airlock import audit, journal
 from airlock.content import ContentStore
 from airlock.db import TransactionRow, utcnow
 from airlock.locks import scope_lock
@@ -19,7 +19,6 @@ from airlock.paths import RelPath
 from airlock.permissions import Principal
 from airlock.storage import Storage
 from airlock.store import Store, finished_before
-from airlock.transactions import event
 
 
 def gc(
@@ -50,7 +49,7 @@ def gc(
                 continue
             with store.write() as session:
                 store.transaction(session, txn.id).purged_at = utcnow()
-                event(
+                audit.append_by(
                     session,
                     "purged",
                     by,

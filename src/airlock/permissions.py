@@ -115,6 +115,12 @@ def local_operator(note: str = "") -> Principal:
     return Principal(name=f"os:{user}", role=Role.ADMIN, via="os", note=note.strip())
 
 
+def acting(by: Principal | None) -> Principal:
+    """``by``, or the local operator for a library caller that names no principal (the
+    operating-system account running this process, which holds the workspace anyway)."""
+    return by if by is not None else local_operator()
+
+
 class PlanFacts(Protocol):
     """What the decision needs to know about a plan."""
 

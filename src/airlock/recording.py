@@ -4,6 +4,7 @@ lifecycle, its principal checked first)."""
 
 from __future__ import annotations
 
+from airlock import audit
 from airlock.db import DecisionRow, PlanRow, ValidationRow
 from airlock.errors import PlanStateError
 from airlock.lifecycle import Status
@@ -11,7 +12,6 @@ from airlock.permissions import Action, Principal, authorize
 from airlock.plan import Plan
 from airlock.records import PlanRecord
 from airlock.store import Store
-from airlock.transactions import event
 from airlock.validation import Validation
 
 
@@ -38,7 +38,7 @@ def record_plan(store: Store, plan: Plan, plan_id: str, by: Principal) -> PlanRe
         session.add(row)
         session.flush()
         store.parsed_plan(row, known=plan)
-        event(
+        audit.append_by(
             session,
             "submitted",
             by,
@@ -62,7 +62,7 @@ def record_validation(store: Store, plan_id: str, by: Principal, report: Validat
         )
         session.add(stored)
         store.set_status(row, Status.VALIDATED if report.valid else Status.INVALID)
-        event(
+        audit.append_by(
             session,
             "validated",
             by,
@@ -116,7 +116,7 @@ def record_decision(
             )
         )
         store.set_status(row, decision)
-        event(
+        audit.append_by(
             session,
             str(decision),
             by,

@@ -7,6 +7,7 @@ them, the service and web page may reuse them.
 from __future__ import annotations
 
 from airlock.names import escaped, misleading
+from airlock.records import PlanRecord
 from airlock.validation import Change, Validation
 
 SYMBOLS = {
@@ -73,6 +74,19 @@ def summary_line(validation: Validation) -> str:
     return (
         f"Plan: {', '.join(parts)}; {human_bytes(validation.bytes_written)} written, "
         f"{human_bytes(validation.bytes_removed)} set aside."
+    )
+
+
+def record_lines(record: PlanRecord) -> list[str]:
+    """:func:`report_lines` of a plan as the library hands it out."""
+    return report_lines(
+        record.id,
+        record.plan.scope,
+        record.plan.description,
+        record.author,
+        record.digest,
+        record.status,
+        record.validation,
     )
 
 

@@ -40,7 +40,7 @@ from airlock.errors import (
     SandboxUnavailableError,
 )
 from airlock.paths import RelPath
-from airlock.permissions import Action, Principal, authorize, local_operator
+from airlock.permissions import Action, Principal, acting, authorize
 from airlock.records import PlanRecord
 from airlock.sandbox import cgroup, get_sandbox, seccomp
 from airlock.sandbox.base import MAX_TIMEOUT, Limits, ReadArea, Request
@@ -130,7 +130,7 @@ def run(
 ) -> RunResult:
     """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan,
     submitted by ``by`` (the local operator if none is named)."""
-    by = by or local_operator()
+    by = acting(by)
     authorize(by, Action.RUN)
     scope_path = _check_scope(ws, scope)
     storage = ws.storage

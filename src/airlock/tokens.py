@@ -16,7 +16,7 @@ from sqlalchemy import select
 from airlock import audit
 from airlock.db import TokenRow, utcnow
 from airlock.errors import InputError, NotFoundError
-from airlock.permissions import Action, Principal, Role, authorize, local_operator
+from airlock.permissions import Action, Principal, Role, acting, authorize
 from airlock.workspace import Workspace
 
 __all__ = ["Principal", "Role", "authenticate", "create_token", "list_tokens", "revoke_token"]
@@ -39,7 +39,7 @@ def create_token(
     ws: Workspace, name: str, role: Role, by: Principal | None = None
 ) -> tuple[str, str]:
     """Make a token; returns (token id, the token). The token is shown once and never stored."""
-    by = by or local_operator()
+    by = acting(by)
     authorize(by, Action.MANAGE_TOKENS)
     if not name.strip():
         raise InputError("a token needs a name", hint="pass --name, e.g. --name paralegal-agent")
@@ -58,7 +58,7 @@ def create_token(
 
 
 def list_tokens(ws: Workspace, by: Principal | None = None) -> list[dict[str, Any]]:
-    authorize(by or local_operator(), Action.MANAGE_TOKENS)
+    authorize(acting(by), Action.MANAGE_TOKENS)
     with ws.read_session() as session:
         return [
             {
@@ -73,7 +73,7 @@ def list_tokens(ws: Workspace, by: Principal | None = None) -> list[dict[str, An
 
 
 def revoke_token(ws: Workspace, token_id: str, by: Principal | None = None) -> None:
-    by = by or local_operator()
+    by = acting(by)
     authorize(by, Action.MANAGE_TOKENS)
     with ws.session() as session:
         row = session.get(TokenRow, token_id)

@@ -55,14 +55,6 @@ ROLLBACK = Kind("rollback", Status.ROLLING_BACK, Status.ROLLED_BACK, Status.APPL
 KINDS = {kind.name: kind for kind in (APPLY, ROLLBACK)}
 
 
-def event(
-    session: Session, kind: str, by: Principal, plan_id: str | None, payload: dict[str, Any]
-) -> None:
-    """Append an audit event made by ``by``: its name, and the note it gave, if any."""
-    note = {"note": by.note} if by.note else {}
-    audit.append(session, kind, by.name, plan_id, {**payload, **note})
-
-
 _CHANGE_DEFAULTS = {
     name: info.default for name, info in Change.model_fields.items() if not info.is_required()
 }
@@ -175,18 +167,23 @@ class Transactions:
         return None
 
     def commit(
-        self, txn_id: str, kind: Kind, by: Principal, event_kind: str, payload: dict[str, Any]
+        self,
+        txn_id: str,
+        plan_id: str,
+        kind: Kind,
+        by: Principal,
+        event_kind: str,
+        payload: dict[str, Any],
     ) -> None:
-        """Record the finished transaction, the plan's new state and its audit event at once."""
+        """Record the finished transaction of ``plan_id``, the plan's new state and its audit
+        event at once."""
         cursor = self._cursors.pop(txn_id)
         try:
-            with self.store.read() as session:
-                plan_id = self.store.transaction(session, txn_id).plan_id
             with self._recording(plan_id, kind), self.store.write() as session:
                 txn = self.store.transaction(session, txn_id)
                 txn.status, txn.finished_at = "committed", utcnow()
                 self.store.set_status(self.store.plan(session, plan_id), kind.done)
-                event(session, event_kind, by, plan_id, payload)
+                audit.append_by(session, event_kind, by, plan_id, payload)
         except BaseException:
             cursor.close()
             raise
@@ -206,7 +203,7 @@ class Transactions:
             txn = self.store.transaction(session, txn_id)
             txn.status, txn.error, txn.finished_at = "undone", error, utcnow()
             self.store.set_status(self.store.plan(session, txn.plan_id), kind.undone, reason)
-            event(session, "failed", by, txn.plan_id, payload)
+            audit.append_by(session, "failed", by, txn.plan_id, payload)
 
     @staticmethod
     @contextmanager
@@ -362,7 +359,7 @@ class Transactions:
                 else f"rollback was interrupted; plan is still applied; {outcome}"
             )
             self.store.set_status(self.store.plan(session, plan_id), kind.undone, reason)
-            event(
+            audit.append_by(
                 session,
                 "recovered",
                 by,

@@ -38,7 +38,7 @@ from airlock.errors import (
 from airlock.journal import Hook, Progress, Step
 from airlock.lifecycle import Status
 from airlock.paths import STATE_DIR
-from airlock.permissions import Action, Principal, authorize, local_operator
+from airlock.permissions import Action, Principal, acting, authorize
 from airlock.plan import Write, check_plan_id, new_plan_id, parse_plan
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.recording import record_decision, record_plan, record_validation
@@ -155,7 +155,7 @@ class Workspace:
         (:meth:`upload`) or it is in ``staged`` (digest -> size): what this caller itself put
         into the store for this plan, as a sandboxed run does.
         """
-        by = _who(by)
+        by = acting(by)
         authorize(by, Action.SUBMIT)
         plan = parse_plan(data)
         if plan.author != by.name:
@@ -171,7 +171,7 @@ class Workspace:
     def upload(self, chunks: Iterable[bytes], *, by: Principal | None = None) -> Blob:
         """Put a file body into the content store, streamed in chunks (never whole in memory),
         so that a plan of ``by`` can name it by SHA-256 and size instead of carrying it."""
-        by = _who(by)
+        by = acting(by)
         authorize(by, Action.SUBMIT)
         blob = self.content.put(chunks)
         with self.store.write() as session:
@@ -179,21 +179,21 @@ class Workspace:
         return blob
 
     def get(self, plan_id: str, *, by: Principal | None = None) -> PlanRecord:
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             return self.store.record(session, self.store.plan(session, plan_id), remember=True)
 
     def list_plans(
         self, *, status: str | None = None, scope: str | None = None, by: Principal | None = None
     ) -> list[PlanRecord]:
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             rows = self.store.plans(session, status, scope)
             return [self.store.record(session, row, full=False) for row in rows]
 
     def validate(self, plan_id: str, *, by: Principal | None = None) -> PlanRecord:
         """Simulate the plan against the workspace now; record the report and its preconditions."""
-        by = _who(by)
+        by = acting(by)
         with self.store.read() as session:
             row = self.store.plan(session, plan_id)
             authorize(by, Action.VALIDATE, row)
@@ -212,7 +212,7 @@ class Workspace:
         """Approve the plan's latest validation; with ``validation_id``, only if that is the one
         the approver looked at (a newer report is refused: the plan changed since)."""
         return record_decision(
-            self.store, plan_id, Status.APPROVED, _who(by), comment, validation_id
+            self.store, plan_id, Status.APPROVED, acting(by), comment, validation_id
         )
 
     def reject(
@@ -224,7 +224,7 @@ class Workspace:
         validation_id: int | None = None,
     ) -> PlanRecord:
         return record_decision(
-            self.store, plan_id, Status.REJECTED, _who(by), comment, validation_id
+            self.store, plan_id, Status.REJECTED, acting(by), comment, validation_id
         )
 
     # --- apply ----------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Workspace:
         if any: for doors that start an apply in the background and want to refuse at once."""
         with self.store.read() as session:
             row = self.store.plan(session, plan_id)
-            report = applyable_report(session, row, _who(by), self.audit_anchor.key)
+            report = applyable_report(session, row, acting(by), self.audit_anchor.key)
         refuse_if_stale(plan_id, report, self.storage)
 
     def apply(
@@ -247,7 +247,7 @@ class Workspace:
         lock_timeout: float = 30.0,
     ) -> ApplyResult:
         """Apply an approved (or approval-free) plan all-or-nothing, under the scope lock."""
-        by = _who(by)
+        by = acting(by)
         with self.store.read() as session:
             row = self.store.plan(session, plan_id)
             authorize(by, Action.APPLY, row)
@@ -276,6 +276,7 @@ class Workspace:
                 )
             self.transactions.commit(
                 txn_id,
+                plan_id,
                 APPLY,
                 by,
                 "applied",
@@ -295,7 +296,7 @@ class Workspace:
 
     def rollback_conflicts(self, plan_id: str, *, by: Principal | None = None) -> list[Conflict]:
         """What a rollback would have to refuse or override now."""
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             _row, txn, changes = rollback.applied_plan(self.store, session, plan_id, None)
             later = rollback.later_conflicts(self.store, session, txn, changes)
@@ -307,7 +308,7 @@ class Workspace:
         """Raise the error ``rollback`` would raise now; else return what ``force`` sets aside
         (for doors that start a rollback in the background and want to refuse at once)."""
         with self.store.read() as session:
-            _row, txn, changes = rollback.applied_plan(self.store, session, plan_id, _who(by))
+            _row, txn, changes = rollback.applied_plan(self.store, session, plan_id, acting(by))
             later = rollback.later_conflicts(self.store, session, txn, changes)
         rollback.refuse_incomplete_trash(self.storage, plan_id, txn.id, changes)
         return rollback.refuse(plan_id, later, find_conflicts(self.storage, changes), force)
@@ -323,7 +324,7 @@ class Workspace:
         lock_timeout: float = 30.0,
     ) -> ApplyResult:
         """Restore the exact prior bytes of an applied plan, all-or-nothing."""
-        by = _who(by)
+        by = acting(by)
         with self.store.read() as session:
             scope = rollback.applied_plan(self.store, session, plan_id, by)[0].scope
         with self.transactions.scope(_split(scope), by, lock_timeout):
@@ -361,6 +362,7 @@ class Workspace:
                 ) from failure
             self.transactions.commit(
                 txn_id,
+                plan_id,
                 ROLLBACK,
                 by,
                 "rolled_back",
@@ -383,7 +385,7 @@ class Workspace:
         in ``recovery_failures``; its scope refuses applies until it is recovered. ``resolve``:
         see :meth:`~airlock.transactions.Transactions.recover`.
         """
-        by = _who(by)
+        by = acting(by)
         authorize(by, Action.RECOVER)
         return self.transactions.recover_all(by, resolve)
 
@@ -396,7 +398,7 @@ class Workspace:
     ) -> list[str]:
         """Purge kept-aside files of transactions finished more than the retention period ago
         (what was kept instead, and why, is in ``gc_kept``)."""
-        by = _who(by)
+        by = acting(by)
         authorize(by, Action.GC)
         days = self.policy.retention_days if older_than_days is None else older_than_days
         now = now or utcnow()
@@ -413,14 +415,14 @@ class Workspace:
     ) -> audit.ChainReport:
         """Check the chain, its signatures and head record, and the state tables against it;
         with ``expect_head``, also that the chain holds that hash (one kept elsewhere)."""
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             return self.audit_anchor.verify(session, expect_head)
 
     def audit_verify_plan(self, plan_id: str, *, by: Principal | None = None) -> audit.ChainReport:
         """One plan's events, each checked on its own (hash and signature): cheap enough for
         every render of its page; the whole chain is :meth:`audit_verify`'s."""
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             return audit.verify_plan_events(session, self.audit_anchor.key, plan_id)
 
@@ -429,22 +431,16 @@ class Workspace:
     ) -> tuple[audit.Head | AirlockError | None, audit.Head]:
         """Re-anchor the head record at the chain's newest event, on purpose (after restoring a
         backup of the database alone); returns what the head record said before, and the new."""
-        authorize(_who(by), Action.ANCHOR_AUDIT)
+        authorize(acting(by), Action.ANCHOR_AUDIT)
         with self.store.read() as session:
             return self.audit_anchor.reanchor(session)
 
     def audit_events(
         self, plan_id: str | None = None, *, by: Principal | None = None
     ) -> list[dict[str, Any]]:
-        authorize(_who(by), Action.READ)
+        authorize(acting(by), Action.READ)
         with self.store.read() as session:
             return list(audit.events(session, plan_id))
-
-
-def _who(by: Principal | None) -> Principal:
-    """The principal acting: a library caller that names none is the local operator (the
-    operating-system account running this process, which holds the workspace anyway)."""
-    return by if by is not None else local_operator()
 
 
 def _split(scope: str) -> tuple[str, ...]:

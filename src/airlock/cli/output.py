@@ -93,17 +93,9 @@ def guard(as_json: bool) -> Iterator[None]:
 
 def print_report(record: PlanRecord) -> None:
     """A plan's validation report, coloured by line: creations green, moves cyan, and so on."""
-    from airlock.report import report_lines
+    from airlock.report import record_lines
 
-    lines = report_lines(
-        record.id,
-        record.plan.scope,
-        record.plan.description,
-        record.plan.author,
-        record.digest,
-        record.status,
-        record.validation,
-    )
+    lines = record_lines(record)
     styles = {"+": "green", "→": "cyan", "~": "yellow", "-": "red"}
     for line in lines:
         stripped = line.strip()

@@ -19,7 +19,7 @@ from airlock.demo.sample import DEMO_CASE, build_sample_workspace, sample_reorga
 from airlock.errors import InputError
 from airlock.paths import STATE_DIR
 from airlock.permissions import Principal, Role
-from airlock.report import report_lines
+from airlock.report import record_lines
 from airlock.workspace import Workspace
 
 
@@ -68,15 +68,7 @@ def run_demo(workspace: Path, *, reset: bool = False, console: Console | None) -
         record = ws.submit(sample_reorganisation(), plan_id="demo-reorganise", by=agent)
         record = ws.validate(record.id, by=agent)
         assert record.validation is not None
-        for line in report_lines(
-            record.id,
-            record.plan.scope,
-            record.plan.description,
-            record.plan.author,
-            record.digest,
-            record.status,
-            record.validation,
-        ):
+        for line in record_lines(record):
             say(line, highlight=False, markup=False, soft_wrap=True)
 
         say(Rule("3. A paralegal reviews and approves (the agent cannot)"))

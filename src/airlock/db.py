@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from airlock.errors import AirlockError, BusyError, StorageError, storage_error
 
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The newest Alembic revision in migrations/versions (a test keeps the two equal)."""
 
 
@@ -142,6 +142,18 @@ class UploadRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     uploaded_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DraftRow(Base):
+    """The pending plan of one principal over one scope (:mod:`airlock.drafts`): operations in
+    the stored plan format (write bodies named by SHA-256 in the content store)."""
+
+    __tablename__ = "drafts"
+
+    scope: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    operations: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class WebSessionRow(Base):

@@ -75,6 +75,9 @@ class RunResult:
     """What of the workspace the code could read besides its scope (read-only)."""
     host_ids: tuple[int, int] = (0, 0)
     """The host uid and gid the code ran as."""
+    captured: Captured = field(default_factory=Captured)
+    """What the code changed, as plan operations (submitted as :attr:`plan` unless the caller
+    asked for them alone)."""
 
     @property
     def summary(self) -> str:
@@ -127,9 +130,16 @@ def run(
     limits: Limits | None = None,
     by: Principal | None = None,
     description: str = "",
+    base: Path | None = None,
+    submit: bool = True,
 ) -> RunResult:
     """Run ``command`` over ``scope`` in a sandbox; what it changed comes back as a plan,
-    submitted by ``by`` (the local operator if none is named)."""
+    submitted by ``by`` (the local operator if none is named).
+
+    ``base``: a folder laid out like the workspace whose ``<scope>`` the code sees instead of
+    the real one (a pending plan's view of it, :mod:`airlock.drafts`); what the code changed is
+    then relative to that. Without ``submit`` nothing is submitted: the changes are left in the
+    result's ``captured`` for the caller."""
     by = acting(by)
     authorize(by, Action.RUN)
     scope_path = _check_scope(ws, scope)
@@ -148,8 +158,8 @@ def run(
             hint="split longer work into several runs",
         )
     backend = get_sandbox(sandbox)
-    lower = ws.root.joinpath(*scope_path)
-    ids = sandbox_ids(lower.stat().st_uid)
+    lower = (base or ws.root).joinpath(*scope_path)
+    ids = sandbox_ids(ws.root.joinpath(*scope_path).stat().st_uid)
     if isinstance(ids, str):
         raise SandboxUnavailableError(f"sandboxed runs cannot start here: {ids}")
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -199,7 +209,7 @@ def run(
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
-                    captured = _capture(ws, scope_path, layout, running, limits.write)
+                    captured = _capture(ws, base, scope_path, layout, running, limits.write)
                     if captured.over_write_limit and "write" not in outcome.limits_hit:
                         outcome.limits_hit.append("write")
         finally:
@@ -211,8 +221,9 @@ def run(
     result.skipped = captured.skipped
     result.reads = [paths.render(area.path) for area in areas]
     result.host_ids = (ids.host_uid, ids.host_gid)
+    result.captured = captured
     try:
-        if captured.operations:
+        if captured.operations and submit:
             text = shlex.join(command)
             record = ws.submit(
                 {
@@ -271,12 +282,17 @@ def _read_areas(ws: Workspace, scope: RelPath) -> list[tuple[RelPath, Kind]]:
 
 
 def _capture(
-    ws: Workspace, scope: RelPath, layout: Layout, running: Running, write_limit: int
+    ws: Workspace,
+    base: Path | None,
+    scope: RelPath,
+    layout: Layout,
+    running: Running,
+    write_limit: int,
 ) -> Captured:
     """What the run changed, as plan operations. Never raises: a failure is reported as
     skipped, so the run is still recorded."""
     where = Where(
-        workspace=str(ws.root),
+        workspace=str(base or ws.root),
         content=str(ws.content.root),
         scope=scope,
         mode=layout.mode,

@@ -31,8 +31,16 @@ def validate(
 ) -> Validation:
     """Simulate ``plan`` on ``storage`` under ``policy``; never changes anything. Writes that
     name stored bodies are checked against ``content`` (without one they are refused)."""
+    return simulated(plan, storage, policy, content)[0]
+
+
+def simulated(
+    plan: Plan, storage: Storage, policy: Policy, content: ContentStore | None = None
+) -> tuple[Validation, View]:
+    """:func:`validate`, and the view of the tree after the plan (what a pending plan reads)."""
     with storage.batch():  # each folder resolved once, not once per entry looked at
-        return _Simulation(plan, storage, policy, content).run()
+        simulation = _Simulation(plan, storage, policy, content)
+        return simulation.run(), simulation.view
 
 
 class _Simulation:

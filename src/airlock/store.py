@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from airlock import audit, audit_anchor
 from airlock.db import (
     DecisionRow,
+    DraftRow,
     PlanRow,
     TransactionRow,
     UploadRow,
@@ -237,6 +238,8 @@ class Store:
         }
         for (body,) in session.execute(select(PlanRow.body)):
             found.update(_SHA256_FIELD.findall(body))
+        for (operations,) in session.execute(select(DraftRow.operations)):
+            found.update(_SHA256_FIELD.findall(operations))
         return found
 
     # --- records -----------------------------------------------------------------------------

@@ -1,0 +1,408 @@
+"""One agent's view of one case: what every agent door (deepagents, LangChain, MCP) calls.
+
+An :class:`AgentSession` is a scope, a principal (from an Airlock token: who acts is never what
+the agent says) and the principal's pending plan over the scope (:class:`airlock.drafts.Draft`).
+Paths are the ones code sees inside Airlock's sandbox, so a file tool and a shell command name
+the same file the same way: ``/workspace/<workspace path>``. The scope is writable (into the
+pending plan), the policy's read areas (``/workspace/Tools``) are readable, the folders above
+them list only them, and nothing else exists (the ethical wall).
+
+Every method raises :class:`~airlock.errors.AirlockError` (message and hint for the model);
+doors turn errors into answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wcmatch import glob as wcglob
+
+from airlock import paths, report
+from airlock.drafts import Draft, Entry
+from airlock.errors import AuthenticationError, InputError, NotFoundError, NotPermittedError
+from airlock.lifecycle import Status
+from airlock.paths import RelPath
+from airlock.permissions import Principal
+from airlock.records import ApplyResult, PlanRecord
+from airlock.sandbox.base import MAX_TIMEOUT, SCOPE_MOUNT, WORKSPACE_MOUNT
+from airlock.storage.base import Kind
+from airlock.workspace import Workspace
+
+GREP_FILE_LIMIT = 10 << 20
+"""Files bigger than this are not searched by :meth:`AgentSession.grep` (nor are binary ones)."""
+
+_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NEGATE
+
+
+@dataclass(frozen=True)
+class Item:
+    """A file or folder as an agent sees it."""
+
+    path: str
+    is_dir: bool
+    size: int
+    modified_at: str | None
+    """ISO 8601, UTC; None for what only the pending plan makes."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """A line holding the searched text (``line`` counts from 1)."""
+
+    path: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What :meth:`AgentSession.execute` did: the output (stdout then stderr), the exit code
+    (None if the code did not finish), and how many changes were added to the pending plan."""
+
+    output: str
+    exit_code: int | None
+    truncated: bool
+    changes: int
+    summary: str
+
+
+class AgentSession:
+    """What ``by`` may see and propose over ``scope`` of ``ws``."""
+
+    def __init__(self, ws: Workspace, scope: str, by: Principal) -> None:
+        self.ws = ws
+        self.by = by
+        self.draft = Draft(ws, scope, by)
+        self.scope = self.draft.scope
+        self.scope_path = self.draft.scope_path
+        self.root = self.shown(self.scope_path)
+        self.reads = ws.policy.run_read_paths(self.scope_path)
+
+    @property
+    def id(self) -> str:
+        return f"airlock:{self.scope}:{self.by.name}"
+
+    # --- paths --------------------------------------------------------------------------------
+
+    def shown(self, path: RelPath) -> str:
+        """The agent's name for workspace path ``path``."""
+        return "/".join((WORKSPACE_MOUNT, *path))
+
+    def resolve(self, path: str) -> RelPath:
+        """The workspace path an agent's ``path`` names; refused if it is relative, leaves the
+        workspace, or climbs with ``..``. (Whether it may be seen is :meth:`_visible`.)"""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InputError(
+                f"{path!r} is not an absolute path",
+                hint=f"name files from the root, e.g. {self.root}/notes.txt",
+            )
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if parts[:1] == [SCOPE_MOUNT.strip("/")]:
+            parts = [*self.scope_path, *parts[1:]]  # /scope is the scope, as inside a run
+        elif parts[:1] == [WORKSPACE_MOUNT.strip("/")]:
+            parts = parts[1:]
+        else:
+            raise NotPermittedError(
+                f"{path!r} is outside the workspace",
+                hint=f"this session sees {', '.join(self.readable_roots())}",
+            )
+        if not parts:
+            return ()
+        return paths.parse("/".join(parts))
+
+    def readable_roots(self) -> list[str]:
+        """The folders (and files) this session may read, the scope first."""
+        return [self.root, *(self.shown(path) for path in self.reads)]
+
+    def _visible(self, path: RelPath) -> str:
+        """How ``path`` may be seen: "inside" (the scope or a read area, or below), "above"
+        (a folder holding one of them: it lists only them); else refused as not there."""
+        for root in (self.scope_path, *self.reads):
+            if path[: len(root)] == root:
+                return "inside"
+        for root in (self.scope_path, *self.reads):
+            if root[: len(path)] == path:
+                return "above"
+        raise NotFoundError(
+            f"{self.shown(path)} does not exist in this session",
+            hint=f"this session sees {', '.join(self.readable_roots())}",
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def stat(self, path: str) -> Item | None:
+        where = self.resolve(path)
+        try:
+            seen = self._visible(where)
+        except NotFoundError:
+            return None
+        if seen == "above":
+            return Item(self.shown(where), True, 0, None)
+        entry = self.draft.entry(where)
+        return None if entry is None else self._item(entry)
+
+    def ls(self, path: str) -> list[Item]:
+        """The entries of a folder, sorted by name."""
+        where = self.resolve(path)
+        if self._visible(where) == "above":
+            names = sorted(
+                {
+                    root[len(where)]
+                    for root in (self.scope_path, *self.reads)
+                    if len(root) > len(where) and root[: len(where)] == where
+                }
+            )
+            items = [self.stat(self.shown((*where, name))) for name in names]
+            return [item for item in items if item is not None]
+        return [self._item(entry) for entry in self.draft.listdir(where)]
+
+    def walk(self, path: str) -> list[Item]:
+        """Every entry below a folder (parents first), sorted."""
+        return [self._item(entry) for entry in self._walk(self.resolve(path))]
+
+    def _walk(self, where: RelPath) -> Iterator[Entry]:
+        if self._visible(where) == "inside":
+            yield from self.draft.walk(where)
+            return
+        pending = self.draft.simulate()
+        for root in (self.scope_path, *self.reads):
+            if root[: len(where)] == where and len(root) > len(where):
+                for depth in range(len(where) + 1, len(root)):
+                    yield Entry(root[:depth], Kind.DIR, 0, None)
+                entry = self.draft.entry(root, pending)
+                if entry is None:
+                    continue
+                yield entry
+                if entry.kind is Kind.DIR:
+                    yield from self.draft.walk(root, pending)
+
+    def read_bytes(self, path: str) -> bytes:
+        where = self.resolve(path)
+        if self._visible(where) == "above":
+            raise InputError(f"{path!r} is a folder", hint="list it instead")
+        return self.draft.read_bytes(where)
+
+    def glob(self, pattern: str, path: str | None = None) -> list[Item]:
+        """Files below ``path`` (default: the scope) whose path relative to it matches
+        ``pattern`` (``**`` for any depth, ``{a,b}``); a pattern without ``/`` matches names."""
+        base = self.resolve(path or self.root)
+        matcher = _matcher(pattern)
+        found = []
+        for entry in self._walk(base):
+            if entry.kind is Kind.FILE and matcher("/".join(entry.path[len(base) :])):
+                found.append(self._item(entry))
+        return found
+
+    def grep(
+        self,
+        literal: str,
+        path: str | None = None,
+        glob: str | None = None,
+        max_count: int | None = None,
+    ) -> list[Match]:
+        """Lines holding ``literal`` (exact text, not a pattern) in the text files below
+        ``path`` (default: the scope), optionally only files matching ``glob``."""
+        if not literal:
+            raise InputError("the text to search for is empty", hint="give some text to find")
+        base = self.resolve(path or self.root)
+        matcher = _matcher(glob) if glob else None
+        targets: list[Entry]
+        if self._visible(base) == "inside" and (entry := self.draft.entry(base)) is not None:
+            targets = [entry] if entry.kind is Kind.FILE else list(self._walk(base))
+        else:
+            targets = list(self._walk(base))
+        found: list[Match] = []
+        for entry in targets:
+            if entry.kind is not Kind.FILE or entry.size > GREP_FILE_LIMIT:
+                continue
+            if matcher is not None and not matcher(
+                "/".join(entry.path[len(base) :]) or entry.path[-1]
+            ):
+                continue
+            data = self.draft.read_bytes(entry.path)
+            if b"\0" in data[:8192]:
+                continue
+            text = data.decode("utf-8", "replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                if literal in line:
+                    found.append(Match(self.shown(entry.path), number, line))
+                    if max_count is not None and len(found) >= max_count:
+                        return found
+        return found
+
+    # --- changes (into the pending plan) ------------------------------------------------------
+
+    def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None:
+        body = data.encode("utf-8") if isinstance(data, str) else data
+        self.draft.write(self.resolve(path), body, overwrite=overwrite)
+
+    def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int:
+        return self.draft.edit(self.resolve(path), old, new, replace_all=replace_all)
+
+    def delete(self, path: str) -> None:
+        self.draft.delete(self.resolve(path))
+
+    def move(self, source: str, destination: str) -> None:
+        self.draft.move(self.resolve(source), self.resolve(destination))
+
+    def copy(self, source: str, destination: str) -> None:
+        self.draft.copy(self.resolve(source), self.resolve(destination))
+
+    def mkdir(self, path: str) -> None:
+        self.draft.mkdir(self.resolve(path))
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The pending operations in the plan format (paths relative to the scope)."""
+        return [op.model_dump(exclude_none=True) for op in self.draft.operations()]
+
+    def diff(self) -> str:
+        """The pending changes for a model: one line per change, then what it could do next."""
+        pending = self.draft.simulate()
+        if not pending.operations:
+            return "No pending changes. Everything you read is the case as it is."
+        validation = pending.validation
+        lines = [f"Pending changes in {self.root} (not applied; nothing real has changed):"]
+        lines += ["  " + report.change_line(change, self.scope) for change in validation.changes]
+        for issue in validation.errors:
+            lines.append(f"  error: {issue.message}")
+        if validation.valid:
+            lines.append(report.summary_line(validation))
+            if validation.needs_approval:
+                lines.append(
+                    "Needs a person's approval: " + ", ".join(validation.needs_approval) + "."
+                )
+        lines.append("Next: submit them for approval, change them further, or discard them.")
+        return "\n".join(lines)
+
+    def discard(self) -> int:
+        return self.draft.discard()
+
+    # --- plans --------------------------------------------------------------------------------
+
+    def submit(self, description: str) -> PlanRecord:
+        return self.draft.submit(description)
+
+    def validate(self, plan_id: str) -> PlanRecord:
+        return self.ws.validate(plan_id, by=self.by)
+
+    def status(self, plan_id: str) -> PlanRecord:
+        return self.ws.get(plan_id, by=self.by)
+
+    def apply(self, plan_id: str) -> ApplyResult:
+        return self.ws.apply(plan_id, by=self.by)
+
+    def rollback(self, plan_id: str) -> ApplyResult:
+        return self.ws.rollback(plan_id, by=self.by)
+
+    def approve(self, plan_id: str, approver: Principal, comment: str = "") -> PlanRecord:
+        return self.ws.approve(plan_id, by=approver, comment=comment)
+
+    def reject(self, plan_id: str, approver: Principal, comment: str = "") -> PlanRecord:
+        return self.ws.reject(plan_id, by=approver, comment=comment)
+
+    # --- code ---------------------------------------------------------------------------------
+
+    def execute(self, command: str, *, timeout: int | None = None) -> Ran:
+        """Run a shell command in Airlock's sandbox over the scope as the pending plan leaves
+        it (working folder: the scope); what it changes joins the pending plan."""
+        from airlock.runs import default_limits
+
+        limits = default_limits(self.ws)
+        if timeout:
+            limits = dataclasses.replace(limits, timeout=float(min(timeout, MAX_TIMEOUT)))
+        before = len(self.draft.operations())
+        shell = f"cd {shlex.quote(self.root)} 2>/dev/null; {command}"
+        result = self.draft.execute(["/bin/sh", "-c", shell], limits=limits)
+        out = result.outcome
+        output = (out.stdout + out.stderr).decode("utf-8", "replace")
+        changes = len(self.draft.operations()) - before
+        return Ran(
+            output=output,
+            exit_code=out.exit_code,
+            truncated=out.output_limited,
+            changes=changes,
+            summary=_ran_summary(result.summary, changes, result.skipped),
+        )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _item(self, entry: Entry) -> Item:
+        modified = (
+            dt.datetime.fromtimestamp(entry.mtime, dt.UTC).isoformat()
+            if entry.mtime is not None
+            else None
+        )
+        return Item(self.shown(entry.path), entry.kind is Kind.DIR, entry.size, modified)
+
+
+def _matcher(pattern: str) -> Any:
+    """Whether a path relative to the search root matches ``pattern``."""
+    anchored = pattern.lstrip("/")
+    if "/" not in anchored and not pattern.startswith("/"):
+        return lambda rel: wcglob.globmatch(rel.rsplit("/", 1)[-1], anchored, flags=_GLOB_FLAGS)
+    return lambda rel: wcglob.globmatch(rel, anchored, flags=_GLOB_FLAGS)
+
+
+def _ran_summary(summary: str, changes: int, skipped: list[dict[str, str]]) -> str:
+    text = summary.replace("; no changes, so no plan", "")
+    if changes:
+        text += f"; {changes} change(s) added to the pending plan (nothing real has changed)"
+    else:
+        text += "; it changed no file of the case"
+    if skipped:
+        text += "; not kept: " + "; ".join(
+            f"{item['path'] or 'run'}: {item['reason']}" for item in skipped[:5]
+        )
+    return text
+
+
+def report_text(record: PlanRecord) -> str:
+    """A plan's report for a model, and what can happen next."""
+    lines = report.record_lines(record)
+    lines.append(next_step(record))
+    return "\n".join(lines)
+
+
+def next_step(record: PlanRecord) -> str:
+    """What can happen to a plan next, in a sentence for a model."""
+    status, plan_id = record.status, record.id
+    waiting = record.validation is not None and record.validation.needs_approval
+    if status == Status.VALIDATED and waiting:
+        return (
+            f"Next: plan {plan_id} waits for a person to approve or reject it (the review page, "
+            f"or `airlock plan approve {plan_id}`); an agent cannot approve it. Check its status "
+            "later, then apply it."
+        )
+    if status in (Status.VALIDATED, Status.APPROVED):
+        return f"Next: apply plan {plan_id}."
+    if status == Status.APPLIED:
+        return f"Plan {plan_id} is applied; it can be rolled back."
+    if status == Status.INVALID:
+        return "Next: fix the errors above and submit a new plan (this one cannot be applied)."
+    if status == Status.REJECTED:
+        return "The plan was rejected: read the reason, change the work, and submit again."
+    return f"Plan {plan_id} is {status}."
+
+
+def open_session(
+    workspace: str | Path, *, scope: str, token: str, database_url: str | None = None
+) -> AgentSession:
+    """A session over ``scope`` of the workspace at ``workspace``, acting as ``token``'s
+    principal (an Airlock API token: ``airlock token create``)."""
+    from airlock.tokens import authenticate
+
+    ws = Workspace(Path(workspace), database_url=database_url)
+    principal = authenticate(ws, token.strip()) if token else None
+    if principal is None:
+        ws.close()
+        raise AuthenticationError(
+            "the token is not valid (unknown, malformed or revoked)",
+            hint="an administrator creates one with `airlock token create --role agent`",
+        )
+    return AgentSession(ws, scope, principal)

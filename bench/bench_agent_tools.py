@@ -7,7 +7,10 @@ calls, at two doors:
    the LangChain tools call): read a file, list a folder, write a new file into the pending
    plan. The write checks the whole pending plan each time (it simulates it), so it is timed
    with 0, 10 and 100 changes already pending.
-2. **Over HTTP**: the same read and listing as MCP tool calls (``read_text_file``,
+2. **Over HTTP**, two doors: Airlock's own agent API (``POST /api/v1/agent/{call}`` on a real
+   ``airlock serve``, through :class:`airlock.agents.remote.RemoteSession`, what
+   ``AirlockBackend.remote`` calls; its write figure includes a discard), and the same read and
+   listing as MCP tool calls (``read_text_file``,
    ``list_directory``) on a real ``airlock mcp --http`` process, through the MCP SDK's own
    streamable-HTTP client (one session, reused; the figure includes JSON-RPC encoding, the
    bearer-token check and loopback TCP).
@@ -37,7 +40,7 @@ from airlock.agents.session import AgentSession
 from airlock.permissions import Principal, Role
 from airlock.tokens import create_token
 from airlock.workspace import Workspace
-from bench_service import free_port, stop
+from bench_service import free_port, stop, wait_healthy
 
 SCOPE = "projects/Case-A"
 
@@ -124,7 +127,7 @@ async def _mcp_calls(url: str, token: str, root: str, repeat: int) -> dict[str, 
                 start = time.perf_counter()
                 result = await client.call_tool(tool, args)
                 times.append(time.perf_counter() - start)
-                assert not result.isError, result
+                assert not result.is_error, result
             found[name] = statistics.median(times) * 1000
         return found
 
@@ -169,6 +172,48 @@ def over_http(ws: Workspace, repeat: int) -> dict[str, float]:
         stop(proc)
 
 
+def over_native_http(ws: Workspace, repeat: int) -> dict[str, float]:
+    """The same calls through RemoteSession on a real ``airlock serve`` (POST /api/v1/agent)."""
+    from airlock.agents.remote import RemoteSession
+
+    _id, token = create_token(ws, "bench-remote", Role.AGENT)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airlock",
+            "serve",
+            "--workspace",
+            str(ws.root),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(base, proc, time.monotonic() + 30)
+        remote = RemoteSession(base, scope=SCOPE, token=token)
+        root = f"/workspace/{SCOPE}"
+        count = iter(range(10**9))
+        found = {
+            "read a file": median_ms(
+                lambda: remote.read_bytes(f"{root}/folder-3/doc-00003.txt"), repeat
+            ),
+            "list a folder": median_ms(lambda: remote.ls(f"{root}/folder-3"), repeat),
+            "write a file, 0 pending": median_ms(
+                lambda: (remote.write(f"{root}/r-{next(count)}.txt", "# note\n"), remote.discard()),
+                max(5, repeat // 5),
+            ),
+        }
+        remote.close()
+        return found
+    finally:
+        stop(proc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=1000)
@@ -179,11 +224,17 @@ def main() -> None:
         ws = make_case(Path(tmp) / "ws", args.files)
         local = in_process(ws, args.repeat)
         http = {} if args.no_http else over_http(ws, args.repeat)
+        native = {} if args.no_http else over_native_http(ws, args.repeat)
         ws.close()
     print(f"Agent tool round trip, case of {args.files} files; median of {args.repeat} calls")
-    print(f"{'call':<28}{'baseline ms':>12}{'in-process ms':>15}{'ratio':>8}{'MCP/HTTP ms':>13}")
+    print(
+        f"{'call':<28}{'baseline ms':>12}{'in-process ms':>15}{'ratio':>8}"
+        f"{'API/HTTP ms':>13}{'MCP/HTTP ms':>13}"
+    )
     for name, (airlock_ms, base_ms) in local.items():
-        over = f"{http[name]:>13.2f}" if name in http else f"{'':>13}"
+        over = "".join(
+            f"{door[name]:>13.2f}" if name in door else f"{'':>13}" for door in (native, http)
+        )
         ratio = airlock_ms / base_ms if base_ms else float("nan")
         print(f"{name:<28}{base_ms:>12.3f}{airlock_ms:>15.2f}{ratio:>8.0f}{over}")
 

@@ -392,8 +392,9 @@ class Draft:
         self._save([])
         return count
 
-    def submit(self, description: str) -> PlanRecord:
-        """Submit the pending plan (then validate it) and empty it."""
+    def submit(self, description: str, *, plan_id: str | None = None) -> PlanRecord:
+        """Submit the pending plan (then validate it) as ``plan_id`` (default: a new id) and
+        empty it."""
         ops = self.operations()
         if not ops:
             raise InputError(
@@ -406,6 +407,7 @@ class Draft:
                 "description": description,
                 "operations": [op.model_dump() for op in ops],
             },
+            plan_id=plan_id,
             by=self.by,
         )
         self._save([])

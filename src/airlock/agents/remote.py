@@ -119,8 +119,8 @@ class RemoteSession:
         return count
 
     # plans and code
-    def submit(self, description: str) -> PlanRecord:
-        record: PlanRecord = self._call("submit", description=description)
+    def submit(self, description: str, *, plan_id: str | None = None) -> PlanRecord:
+        record: PlanRecord = self._call("submit", description=description, plan_id=plan_id)
         return record
 
     def validate(self, plan_id: str) -> PlanRecord:

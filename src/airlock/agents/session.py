@@ -285,8 +285,10 @@ class AgentSession:
 
     # --- plans --------------------------------------------------------------------------------
 
-    def submit(self, description: str) -> PlanRecord:
-        return self.draft.submit(description)
+    def submit(self, description: str, *, plan_id: str | None = None) -> PlanRecord:
+        """Submit the pending plan (as ``plan_id``, e.g. one a tool derives from its call, so a
+        tool run again on resume finds the plan it submitted) and validate it."""
+        return self.draft.submit(description, plan_id=plan_id)
 
     def validate(self, plan_id: str) -> PlanRecord:
         return self.ws.validate(plan_id, by=self.by)

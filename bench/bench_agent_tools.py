@@ -15,7 +15,12 @@ calls, at two doors:
    streamable-HTTP client (one session, reused; the figure includes JSON-RPC encoding, the
    bearer-token check and loopback TCP).
 
-The baseline, measured in the same run on the same files: ``Path.read_bytes()`` of the file and
+3. **Running code** over the pending plan: ``execute("true")`` with one change pending, beside the
+   same run with nothing pending (its baseline here: a sandboxed run over the real scope). With
+   something pending the scope is first copied as the pending plan leaves it, so the ratio is
+   the price of that copy for this case.
+
+The baseline of the other rows, measured in the same run on the same files: ``Path.read_bytes()`` of the file and
 ``os.listdir`` + ``os.stat`` of the folder, i.e. the plain filesystem calls with no Airlock, no
 checks and no sync. A write's baseline is writing the file and ``fsync`` (what a durable write
 costs); the pending write stores its body durably in the content store too.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +108,12 @@ def in_process(ws: Workspace, repeat: int) -> dict[str, tuple[float, float]]:
             baseline,
         )
     session.discard()
+    if shutil.which("bwrap") is not None:
+        plain = median_ms(lambda: session.execute("true"), max(3, repeat // 10))
+        session.write(f"{session.root}/index.md", "# Index\n")
+        over_pending = median_ms(lambda: session.execute("true"), max(3, repeat // 10))
+        session.discard()
+        out["run `true`, 1 change pending"] = (over_pending, plain)
     return out
 
 

@@ -110,3 +110,19 @@ def test_an_unreachable_service_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="could not reach"):
         session.ls(ROOT)
     session.close()
+
+
+def test_people_decide_as_their_own_token(service: Service, remote: RemoteSession) -> None:
+    remote.delete(f"{ROOT}/notes.txt")  # a delete needs a person under the default policy
+    record = remote.submit("remove the notes")
+    assert record.validation is not None and record.validation.needs_approval
+    with pytest.raises(NotPermittedError):
+        remote.approve(record.id)  # an agent never approves, whichever door it uses
+    with pytest.raises(AuthenticationError):
+        remote.acting_as("forged-approver-token")
+    approver = remote.acting_as(service.tokens[Role.APPROVER])
+    assert approver.by.role is Role.APPROVER and remote.by.role is Role.AGENT
+    approved = approver.approve(record.id, "checked", validation_id=record.validation_id)
+    assert approved.status == "approved"
+    assert approved.decisions[-1]["actor"] == approver.by.name
+    approver.close()

@@ -290,6 +290,10 @@ class Draft:
         their modification times; symlinks and special files are left out)."""
         top = base.joinpath(*self.scope_path)
         top.mkdir(mode=0o755, parents=True)
+        with self.ws.storage.batch():  # each real folder resolved once
+            self._copy_entries(base, pending)
+
+    def _copy_entries(self, base: Path, pending: Pending) -> None:
         for entry in self.walk(self.scope_path, pending):
             target = base.joinpath(*entry.path)
             if entry.kind is Kind.DIR:

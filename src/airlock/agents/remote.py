@@ -13,6 +13,7 @@ import httpx
 from airlock.agents import wire
 from airlock.agents.session import Item, Match, Ran
 from airlock.errors import StorageError
+from airlock.permissions import Principal
 from airlock.records import ApplyResult, PlanRecord
 
 
@@ -21,7 +22,10 @@ class RemoteSession:
     ``token``'s principal."""
 
     def __init__(self, url: str, *, scope: str, token: str, timeout: float = 330.0) -> None:
+        self.url = url
         self.scope = scope
+        self._timeout = timeout
+        self._by: Principal | None = None
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -32,6 +36,27 @@ class RemoteSession:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def by(self) -> Principal:
+        """Who the token is (asked of the service once)."""
+        if self._by is None:
+            self._by = self.whoami()
+        return self._by
+
+    def whoami(self) -> Principal:
+        found: Principal = self._call("whoami")
+        return found
+
+    def acting_as(self, token: str) -> RemoteSession:
+        """This scope as another token's principal (an approver's); checked by the service."""
+        other = RemoteSession(self.url, scope=self.scope, token=token, timeout=self._timeout)
+        try:
+            other._by = other.whoami()  # an invalid token is refused now, as in process
+        except BaseException:
+            other.close()
+            raise
+        return other
 
     def _call(self, call: str, **args: Any) -> Any:
         try:
@@ -138,6 +163,26 @@ class RemoteSession:
     def rollback(self, plan_id: str) -> ApplyResult:
         result: ApplyResult = self._call("rollback", plan_id=plan_id)
         return result
+
+    def approve(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        record: PlanRecord = self._call(
+            "approve", plan_id=plan_id, comment=comment, validation_id=validation_id
+        )
+        return record
+
+    def reject(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        record: PlanRecord = self._call(
+            "reject", plan_id=plan_id, comment=comment, validation_id=validation_id
+        )
+        return record
+
+    def submit_plan(self, plan: dict[str, Any], plan_id: str | None = None) -> PlanRecord:
+        record: PlanRecord = self._call("submit_plan", plan=plan, plan_id=plan_id)
+        return record
 
     def execute(self, command: str, *, timeout: int | None = None) -> Ran:
         ran: Ran = self._call("execute", command=command, timeout=timeout)

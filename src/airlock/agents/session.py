@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wcmatch import glob as wcglob
 
@@ -70,6 +70,56 @@ class Ran:
     truncated: bool
     changes: int
     summary: str
+
+
+class Session(Protocol):
+    """What an agent door needs of a session: :class:`AgentSession` in process, or
+    :class:`airlock.agents.remote.RemoteSession` against ``airlock serve`` (the same methods,
+    the same errors). Every method is described on :class:`AgentSession`."""
+
+    scope: str
+    root: str
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def by(self) -> Principal: ...
+    def readable_roots(self) -> list[str]: ...
+    def stat(self, path: str) -> Item | None: ...
+    def ls(self, path: str) -> list[Item]: ...
+    def walk(self, path: str) -> list[Item]: ...
+    def read_bytes(self, path: str) -> bytes: ...
+    def glob(self, pattern: str, path: str | None = None) -> list[Item]: ...
+    def grep(
+        self,
+        literal: str,
+        path: str | None = None,
+        glob: str | None = None,
+        max_count: int | None = None,
+    ) -> list[Match]: ...
+    def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None: ...
+    def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int: ...
+    def delete(self, path: str) -> None: ...
+    def move(self, source: str, destination: str) -> None: ...
+    def copy(self, source: str, destination: str) -> None: ...
+    def mkdir(self, path: str) -> None: ...
+    def pending(self) -> list[dict[str, Any]]: ...
+    def diff(self) -> str: ...
+    def discard(self) -> int: ...
+    def submit(self, description: str, *, plan_id: str | None = None) -> PlanRecord: ...
+    def submit_plan(self, plan: dict[str, Any], plan_id: str | None = None) -> PlanRecord: ...
+    def validate(self, plan_id: str) -> PlanRecord: ...
+    def status(self, plan_id: str) -> PlanRecord: ...
+    def apply(self, plan_id: str) -> ApplyResult: ...
+    def rollback(self, plan_id: str) -> ApplyResult: ...
+    def approve(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord: ...
+    def reject(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord: ...
+    def acting_as(self, token: str) -> Session: ...
+    def execute(self, command: str, *, timeout: int | None = None) -> Ran: ...
 
 
 class AgentSession:
@@ -302,11 +352,45 @@ class AgentSession:
     def rollback(self, plan_id: str) -> ApplyResult:
         return self.ws.rollback(plan_id, by=self.by)
 
-    def approve(self, plan_id: str, approver: Principal, comment: str = "") -> PlanRecord:
-        return self.ws.approve(plan_id, by=approver, comment=comment)
+    def approve(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        """Approve as this session's principal (refused by the core for an agent); with
+        ``validation_id``, only if that is the report the approver saw."""
+        return self.ws.approve(plan_id, by=self.by, comment=comment, validation_id=validation_id)
 
-    def reject(self, plan_id: str, approver: Principal, comment: str = "") -> PlanRecord:
-        return self.ws.reject(plan_id, by=approver, comment=comment)
+    def reject(
+        self, plan_id: str, comment: str = "", validation_id: int | None = None
+    ) -> PlanRecord:
+        return self.ws.reject(plan_id, by=self.by, comment=comment, validation_id=validation_id)
+
+    def submit_plan(self, plan: dict[str, Any], plan_id: str | None = None) -> PlanRecord:
+        """Submit (then validate) a whole plan over this session's scope, e.g. one the firm's
+        own tools built in the seed format; the pending plan is left as it is."""
+        if not isinstance(plan, dict) or plan.get("scope") != self.scope:
+            raise NotPermittedError(
+                f"this session submits plans over {self.scope!r} only",
+                hint=f'set "scope": "{self.scope}" or open a session over the other case',
+            )
+        record = self.ws.submit(plan, plan_id=plan_id, by=self.by)
+        return self.ws.validate(record.id, by=self.by)
+
+    def whoami(self) -> Principal:
+        """Who this session acts as (from Airlock authentication)."""
+        return self.by
+
+    def acting_as(self, token: str) -> AgentSession:
+        """This scope as ``token``'s principal: how a person who resumes a paused agent run
+        approves, rejects or rolls back as themselves (never as a name the resume claims)."""
+        from airlock.tokens import authenticate
+
+        principal = authenticate(self.ws, token.strip()) if isinstance(token, str) else None
+        if principal is None:
+            raise AuthenticationError(
+                "the approver token is not valid (unknown, malformed or revoked)",
+                hint="an administrator creates one with `airlock token create --role approver`",
+            )
+        return AgentSession(self.ws, self.scope, principal)
 
     # --- code ---------------------------------------------------------------------------------
 

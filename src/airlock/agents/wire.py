@@ -13,6 +13,7 @@ from typing import Any
 
 from airlock.agents.session import Item, Match, Ran
 from airlock.errors import AirlockError, InternalError, error_classes
+from airlock.permissions import Principal, Role
 from airlock.plan import Plan
 from airlock.records import ApplyResult, ApplyResultOut, PlanOut, PlanRecord
 
@@ -38,10 +39,14 @@ CALLS = (
     "status",
     "apply",
     "rollback",
+    "approve",
+    "reject",
+    "submit_plan",
+    "whoami",
     "execute",
 )
-"""The :class:`~airlock.agents.session.AgentSession` methods a remote session may call (not
-``approve``/``reject``: a person decides on the review page or the CLI, as themselves)."""
+"""The :class:`~airlock.agents.session.AgentSession` methods a remote session may call: each as
+the caller's token, so the core decides who may (an agent's approve is refused there)."""
 
 RETURNS: dict[str, type] = {
     "stat": Item,
@@ -53,6 +58,10 @@ RETURNS: dict[str, type] = {
     "submit": PlanRecord,
     "validate": PlanRecord,
     "status": PlanRecord,
+    "approve": PlanRecord,
+    "reject": PlanRecord,
+    "submit_plan": PlanRecord,
+    "whoami": Principal,
     "apply": ApplyResult,
     "rollback": ApplyResult,
 }
@@ -65,7 +74,7 @@ def encode(value: Any) -> Any:
         return {"base64": base64.b64encode(value).decode("ascii")}
     if isinstance(value, PlanRecord | ApplyResult):
         return value.to_model().model_dump(mode="json")
-    if isinstance(value, Item | Match | Ran):
+    if isinstance(value, Item | Match | Ran | Principal):
         return dataclasses.asdict(value)
     if isinstance(value, list):
         return [encode(item) for item in value]
@@ -88,6 +97,8 @@ def decode(call: str, value: Any) -> Any:
         return [kind(**item) for item in value]
     if kind is PlanRecord:
         return record_from(PlanOut.model_validate(value))
+    if kind is Principal:
+        return Principal(value["name"], Role(value["role"]), value["via"], value.get("note", ""))
     if kind is ApplyResult:
         out = ApplyResultOut.model_validate(value)
         return ApplyResult(**out.model_dump())

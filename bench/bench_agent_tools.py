@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from airlock.agents.session import AgentSession
@@ -100,11 +100,12 @@ def in_process(ws: Workspace, repeat: int) -> dict[str, tuple[float, float]]:
         for index in range(pending):
             session.write(f"{session.root}/pending/p-{index}.txt", "x")
         count = iter(range(10**9))
+
+        def write_one(c: Iterator[int] = count) -> None:
+            session.write(f"{session.root}/new-{next(c)}.txt", "# note\n")
+
         out[f"write a file, {pending} pending"] = (
-            median_ms(
-                lambda c=count: session.write(f"{session.root}/new-{next(c)}.txt", "# note\n"),
-                max(5, repeat // 5),
-            ),
+            median_ms(write_one, max(5, repeat // 5)),
             baseline,
         )
     session.discard()
@@ -118,13 +119,13 @@ def in_process(ws: Workspace, repeat: int) -> dict[str, tuple[float, float]]:
 
 
 async def _mcp_calls(url: str, token: str, root: str, repeat: int) -> dict[str, float]:
-    import httpx
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
 
     path = f"{root}/folder-3/doc-00003.txt"
     async with (
-        httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http,
         streamable_http_client(url, http_client=http) as (read, write, *_),
         ClientSession(read, write) as client,
     ):
@@ -210,15 +211,17 @@ def over_native_http(ws: Workspace, repeat: int) -> dict[str, float]:
         remote = RemoteSession(base, scope=SCOPE, token=token)
         root = f"/workspace/{SCOPE}"
         count = iter(range(10**9))
+
+        def write_one() -> None:
+            remote.write(f"{root}/r-{next(count)}.txt", "# note\n")
+            remote.discard()
+
         found = {
             "read a file": median_ms(
                 lambda: remote.read_bytes(f"{root}/folder-3/doc-00003.txt"), repeat
             ),
             "list a folder": median_ms(lambda: remote.ls(f"{root}/folder-3"), repeat),
-            "write a file, 0 pending": median_ms(
-                lambda: (remote.write(f"{root}/r-{next(count)}.txt", "# note\n"), remote.discard()),
-                max(5, repeat // 5),
-            ),
+            "write a file, 0 pending": median_ms(write_one, max(5, repeat // 5)),
         }
         remote.close()
         return found

@@ -13,8 +13,10 @@ doors turn errors into answers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,13 @@ from wcmatch import glob as wcglob
 
 from airlock import paths, report
 from airlock.drafts import Draft, Entry
-from airlock.errors import AuthenticationError, InputError, NotFoundError, NotPermittedError
+from airlock.errors import (
+    AirlockError,
+    AuthenticationError,
+    InputError,
+    NotFoundError,
+    NotPermittedError,
+)
 from airlock.lifecycle import Status
 from airlock.paths import RelPath
 from airlock.permissions import Principal
@@ -49,6 +57,8 @@ class Item:
     size: int
     modified_at: str | None
     """ISO 8601, UTC; None for what only the pending plan makes."""
+    is_link: bool = False
+    """A symlink: an entry to move or delete, never followed (reading it is refused)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,8 @@ class AgentSession:
             )
             items = [self.stat(self.shown((*where, name))) for name in names]
             return [item for item in items if item is not None]
-        return [self._item(entry) for entry in self.draft.listdir(where)]
+        with self._agent_paths():
+            return [self._item(entry) for entry in self.draft.listdir(where)]
 
     def walk(self, path: str) -> list[Item]:
         """Every entry below a folder (parents first), sorted."""
@@ -236,7 +247,8 @@ class AgentSession:
         where = self.resolve(path)
         if self._visible(where) == "above":
             raise InputError(f"{path!r} is a folder", hint="list it instead")
-        return self.draft.read_bytes(where)
+        with self._agent_paths():
+            return self.draft.read_bytes(where)
 
     def glob(self, pattern: str, path: str | None = None) -> list[Item]:
         """Files below ``path`` (default: the scope) whose path relative to it matches
@@ -290,22 +302,28 @@ class AgentSession:
 
     def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None:
         body = data.encode("utf-8") if isinstance(data, str) else data
-        self.draft.write(self.resolve(path), body, overwrite=overwrite)
+        with self._agent_paths():
+            self.draft.write(self.resolve(path), body, overwrite=overwrite)
 
     def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int:
-        return self.draft.edit(self.resolve(path), old, new, replace_all=replace_all)
+        with self._agent_paths():
+            return self.draft.edit(self.resolve(path), old, new, replace_all=replace_all)
 
     def delete(self, path: str) -> None:
-        self.draft.delete(self.resolve(path))
+        with self._agent_paths():
+            self.draft.delete(self.resolve(path))
 
     def move(self, source: str, destination: str) -> None:
-        self.draft.move(self.resolve(source), self.resolve(destination))
+        with self._agent_paths():
+            self.draft.move(self.resolve(source), self.resolve(destination))
 
     def copy(self, source: str, destination: str) -> None:
-        self.draft.copy(self.resolve(source), self.resolve(destination))
+        with self._agent_paths():
+            self.draft.copy(self.resolve(source), self.resolve(destination))
 
     def mkdir(self, path: str) -> None:
-        self.draft.mkdir(self.resolve(path))
+        with self._agent_paths():
+            self.draft.mkdir(self.resolve(path))
 
     def pending(self) -> list[dict[str, Any]]:
         """The pending operations in the plan format (paths relative to the scope)."""
@@ -418,13 +436,36 @@ class AgentSession:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _agent_paths(self) -> Iterator[None]:
+        """Errors name paths the way the agent does (``'/workspace/projects/X/a.pdf'``, not the
+        core's workspace-relative ``'projects/X/a.pdf'``)."""
+        try:
+            yield
+        except AirlockError as exc:
+            roots = "|".join(
+                re.escape(paths.render(root)) for root in (self.scope_path, *self.reads)
+            )
+            quoted = re.compile(rf"'((?:{roots})(?:/[^']*)?)'")
+            shown = rf"'{WORKSPACE_MOUNT}/\1'"
+            exc.message = quoted.sub(shown, exc.message)
+            exc.args = (exc.message,)
+            exc.details = [quoted.sub(shown, line) for line in exc.details]
+            raise
+
     def _item(self, entry: Entry) -> Item:
         modified = (
             dt.datetime.fromtimestamp(entry.mtime, dt.UTC).isoformat()
             if entry.mtime is not None
             else None
         )
-        return Item(self.shown(entry.path), entry.kind is Kind.DIR, entry.size, modified)
+        return Item(
+            self.shown(entry.path),
+            entry.kind is Kind.DIR,
+            entry.size,
+            modified,
+            entry.kind is Kind.SYMLINK,
+        )
 
 
 def _matcher(pattern: str) -> Any:

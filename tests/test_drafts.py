@@ -186,3 +186,23 @@ def test_code_sees_the_pending_changes_and_its_changes_join_them(
     )
     assert agent.read_bytes(f"{ROOT}/Medical/Adams/er.txt") == b"ER visit\nDr. Adams\n"
     assert snapshot(ws.root / SCOPE) == before  # still nothing real
+
+
+def test_a_session_needs_a_case_folder_and_closes_what_it_opened(ws: Workspace) -> None:
+    _id, secret = create_token(ws, "paralegal-agent", Role.AGENT)
+    with pytest.raises(NotFoundError, match="not a folder"):
+        open_session(ws.root, scope="projects/Nope", token=secret)
+    with pytest.raises((InputError, NotPermittedError)):
+        open_session(ws.root, scope="../x", token=secret)
+    with pytest.raises(NotPermittedError):
+        AgentSession(ws, "Tools", person("agent-7", Role.AGENT))  # a read-only area
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_what_a_run_could_not_keep_is_said(agent: AgentSession) -> None:
+    ran = agent.execute("ln -s /etc/passwd link && echo done")
+    assert ran.exit_code == 0 and "done" in ran.output
+    assert ran.changes == 0
+    assert [item["path"] for item in ran.skipped] == ["link"]
+    assert "symlink" in ran.skipped[0]["reason"] and "could not join" not in ran.summary
+    assert "nothing it changed could join the pending plan" in ran.summary

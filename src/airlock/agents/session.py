@@ -80,6 +80,8 @@ class Ran:
     truncated: bool
     changes: int
     summary: str
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    """What the code changed that could not join the plan (a symlink, say), with why."""
 
 
 class Session(Protocol):
@@ -141,6 +143,15 @@ class AgentSession:
         self.draft = Draft(ws, scope, by)
         self.scope = self.draft.scope
         self.scope_path = self.draft.scope_path
+        problem = ws.policy.scope_problem(self.scope_path)
+        if problem is not None:
+            raise NotPermittedError(problem, hint="open a session over a case folder")
+        found = ws.storage.stat(self.scope_path)
+        if found is None or found.kind is not Kind.DIR:
+            raise NotFoundError(
+                f"scope {self.scope!r} is not a folder of the workspace",
+                hint="create the case folder first, or check the spelling",
+            )
         self.root = self.shown(self.scope_path)
         self.reads = ws.policy.run_read_paths(self.scope_path)
 
@@ -432,6 +443,7 @@ class AgentSession:
             truncated=out.output_limited,
             changes=changes,
             summary=_ran_summary(result.summary, changes, result.skipped),
+            skipped=result.skipped,
         )
 
     # --- helpers ------------------------------------------------------------------------------
@@ -480,6 +492,8 @@ def _ran_summary(summary: str, changes: int, skipped: list[dict[str, str]]) -> s
     text = summary.replace("; no changes, so no plan", "")
     if changes:
         text += f"; {changes} change(s) added to the pending plan (nothing real has changed)"
+    elif skipped:
+        text += "; nothing it changed could join the pending plan"
     else:
         text += "; it changed no file of the case"
     if skipped:
@@ -525,11 +539,14 @@ def open_session(
     from airlock.tokens import authenticate
 
     ws = Workspace(Path(workspace), database_url=database_url)
-    principal = authenticate(ws, token.strip()) if token else None
-    if principal is None:
+    try:
+        principal = authenticate(ws, token.strip()) if token else None
+        if principal is None:
+            raise AuthenticationError(
+                "the token is not valid (unknown, malformed or revoked)",
+                hint="an administrator creates one with `airlock token create --role agent`",
+            )
+        return AgentSession(ws, scope, principal)
+    except BaseException:
         ws.close()
-        raise AuthenticationError(
-            "the token is not valid (unknown, malformed or revoked)",
-            hint="an administrator creates one with `airlock token create --role agent`",
-        )
-    return AgentSession(ws, scope, principal)
+        raise

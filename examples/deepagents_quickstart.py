@@ -23,24 +23,20 @@ Needs Airlock's sandbox (bubblewrap) for ``execute``: ``make sandbox-tools``.
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from deepagents import create_deep_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from airlock.agents.deepagents import AirlockBackend, airlock_tools
+from airlock.agents.scripted import ScriptedChatModel, call, with_plan
 from airlock.permissions import Role
 from airlock.tokens import create_token
 from airlock.workspace import Workspace
@@ -66,61 +62,6 @@ ls -R medical
 
 
 # -- a scripted chat model ---------------------------------------------------------------------
-
-Step = AIMessage | Callable[[Sequence[BaseMessage]], AIMessage]
-"""A model turn: a message, or a function of the conversation that makes one."""
-
-
-class ScriptedChatModel(BaseChatModel):
-    """A fake chat model that answers each turn with the next step of a script (real tool
-    calls); a step may read the conversation, e.g. to use the plan id a tool answered with."""
-
-    steps: list[Any]
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
-        return self  # the script already knows the tools
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        step = self.steps.pop(0)
-        message = step if isinstance(step, AIMessage) else step(messages)
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def scripted(steps: list[Step]) -> ScriptedChatModel:
-    return ScriptedChatModel(steps=list(steps))
-
-
-_calls = iter(range(1, 1000))
-
-
-def call(name: str, **args: Any) -> AIMessage:
-    """A model turn that calls one tool."""
-    return AIMessage(
-        content="", tool_calls=[{"name": name, "args": args, "id": f"c{next(_calls)}"}]
-    )
-
-
-def with_plan_id(name: str) -> Step:
-    """A turn that calls ``name`` with the plan id the last tool answer named."""
-
-    def step(messages: Sequence[BaseMessage]) -> AIMessage:
-        said = next(m for m in reversed(messages) if isinstance(m, ToolMessage))
-        found = re.search(r"\b[Pp]lan (pl_[0-9a-f]+)", str(said.content))
-        assert found, f"no plan id in {said.content!r}"
-        return call(name, plan_id=found.group(1))
-
-    return step
-
 
 # -- the walk-through ------------------------------------------------------------------------
 
@@ -159,8 +100,8 @@ def main(root: Path) -> None:
     # The developer's side: the one line that replaces FilesystemBackend(root_dir=...).
     backend = AirlockBackend.open(root, scope=SCOPE, token=agent_token)
 
-    model = scripted(
-        [
+    model = ScriptedChatModel(
+        script=[
             call("ls", path=CASE),
             call("glob", pattern="*.txt", path=f"{CASE}/inbox"),
             call(
@@ -171,8 +112,8 @@ def main(root: Path) -> None:
             call("execute", command=FILE_BY_PROVIDER),
             call("show_diff"),
             call("submit_plan", description="File the medical records by provider; add INDEX.md"),
-            with_plan_id("apply_plan"),
-            with_plan_id("rollback_plan"),
+            with_plan("apply_plan"),
+            with_plan("rollback_plan"),
             AIMessage(content="The records were filed, then put back as they were."),
         ]
     )

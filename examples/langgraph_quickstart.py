@@ -14,24 +14,19 @@ exactly as it was.
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from pydantic import Field
 
 from airlock.agents.langchain import airlock_tools
+from airlock.agents.scripted import ScriptedChatModel, call, with_plan
 from airlock.agents.session import open_session
 from airlock.tokens import Role, create_token
 from airlock.workspace import Workspace
@@ -43,66 +38,19 @@ ER = "Medical Records/2024-07-13 ER visit - St Marys Hospital.pdf"
 
 # -- a scripted chat model (replace it with yours, e.g. ChatAnthropic(...)) ---------------------
 
-Turn = Callable[[Sequence[BaseMessage]], AIMessage]
-
-
-class ScriptedModel(GenericFakeChatModel):
-    """LangChain's fake chat model, replaying a script of tool calls. A turn is a function of
-    the conversation, so it can use the plan id a tool answered, as a real model would."""
-
-    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
-    script: list[Any] = Field(default_factory=list)
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        message = self.script.pop(0)(messages)
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def tool_call(name: str, **args: Any) -> Turn:
-    def turn(messages: Sequence[BaseMessage]) -> AIMessage:
-        call = {"name": name, "args": args, "id": f"call_{len(messages)}", "type": "tool_call"}
-        return AIMessage(content="", tool_calls=[call])
-
-    return turn
-
-
-def on_the_plan(name: str) -> Turn:
-    """Call ``name`` with the plan id the last tool answer named."""
-
-    def turn(messages: Sequence[BaseMessage]) -> AIMessage:
-        said = next(str(m.content) for m in reversed(messages) if isinstance(m, ToolMessage))
-        plan_id = re.findall(r"[Pp]lan (pl_[\w]+)", said)[-1]
-        return tool_call(name, plan_id=plan_id)(messages)
-
-    return turn
-
-
-def say(text: str) -> Turn:
-    return lambda messages: AIMessage(content=text)
-
-
 SCRIPT = [
-    tool_call("ls", path=f"{ROOT}/Medical Records"),
-    tool_call("write_file", file_path=f"{ROOT}/INDEX.md", content="# Index\n\n- Medical Records\n"),
-    tool_call(
+    call("ls", path=f"{ROOT}/Medical Records"),
+    call("write_file", file_path=f"{ROOT}/INDEX.md", content="# Index\n\n- Medical Records\n"),
+    call(
         "move_file",
         source=f"{ROOT}/{ER}",
         destination=f"{ROOT}/Medical Records/St Marys Hospital/2024-07-13 ER visit.pdf",
     ),
-    tool_call("show_diff"),
-    tool_call("submit_plan", description="File the ER record under its provider; add an index"),
-    on_the_plan("apply_plan"),
-    on_the_plan("rollback_plan"),
-    say("Done: filed, applied, and rolled back as you asked."),
+    call("show_diff"),
+    call("submit_plan", description="File the ER record under its provider; add an index"),
+    with_plan("apply_plan"),
+    with_plan("rollback_plan"),
+    AIMessage(content="Done: filed, applied, and rolled back as you asked."),
 ]
 
 
@@ -137,7 +85,7 @@ def main() -> int:
         # The principal comes from Airlock authentication (the agent's token), never the model.
         session = open_session(root, scope=CASE, token=agent_token)
         agent = create_agent(
-            ScriptedModel(script=list(SCRIPT)),
+            ScriptedChatModel(script=list(SCRIPT)),
             airlock_tools(session),
             checkpointer=InMemorySaver(),  # an interrupt needs one
         )

@@ -23,29 +23,15 @@ import pytest
 from deepagents.backends.protocol import SandboxBackendProtocol
 from langchain_tests.integration_tests import SandboxIntegrationTests
 
+from agentkit import needs_sandbox
 from airlock.agents.deepagents import AirlockBackend, airlock_tools
 from airlock.agents.langchain import PLAN_TOOLS
-from airlock.errors import AirlockError, AuthenticationError
+from airlock.errors import AuthenticationError
 from airlock.permissions import Role
-from airlock.sandbox import get_sandbox
 from airlock.tokens import create_token
 from airlock.workspace import Workspace
 from servicekit import serve_app
 from support import CASE, snapshot
-
-
-def _sandbox_problem() -> str | None:
-    try:
-        get_sandbox("bwrap")
-    except AirlockError as exc:
-        return exc.message
-    return None
-
-
-_PROBLEM = _sandbox_problem()
-needs_sandbox = pytest.mark.skipif(
-    _PROBLEM is not None, reason=f"execute needs Airlock's sandbox: {_PROBLEM}"
-)
 
 SCOPE = "projects/Standard-Suite"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "deepagents_quickstart.py"

@@ -13,7 +13,6 @@ run here. Everything else is real.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +23,18 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from agentkit import ScriptedChatModel, Turn, call, needs_sandbox, tool_answers, with_plan
 from airlock.agents.deepagents import AirlockBackend
 from airlock.agents.deepagents import airlock_tools as deepagents_tools
 from airlock.agents.langchain import airlock_tools
 from airlock.agents.session import AgentSession
-from airlock.errors import AirlockError
 from airlock.paths import STATE_DIR
 from airlock.policy import DEFAULT_POLICY_TOML
-from airlock.sandbox import get_sandbox
 from airlock.tokens import Role, authenticate, create_token
 from airlock.workspace import Workspace
 from support import snapshot
-from test_agents_langchain import ScriptedChatModel, Turn, call, tool_answers, with_plan
 
-
-def _sandbox_problem() -> str | None:
-    try:
-        get_sandbox("bwrap")
-    except AirlockError as exc:
-        return exc.message
-    return None
-
-
-pytestmark = pytest.mark.skipif(
-    _sandbox_problem() is not None, reason=f"no sandbox here: {_sandbox_problem()}"
-)
+pytestmark = needs_sandbox
 
 CASE = "projects/Abby-Sitgraves-MVA-7-13-2024"
 ROOT = f"/workspace/{CASE}"
@@ -98,13 +84,6 @@ def root(tmp_path: Path) -> Path:
     (root / STATE_DIR / "policy.toml").write_text(FIRM_POLICY)
     assert FIRM_POLICY != DEFAULT_POLICY_TOML
     return root
-
-
-@pytest.fixture
-def ws(root: Path) -> Iterator[Workspace]:
-    workspace = Workspace.init(root)
-    yield workspace
-    workspace.close()
 
 
 @pytest.fixture

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import re
 import runpy
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from agentkit import ScriptedChatModel, Turn, call, plan_named, tool_answers, with_plan
 from airlock.agents.langchain import FILE_TOOLS, PLAN_TOOLS, airlock_tools, session_tools
 from airlock.agents.session import AgentSession
 from airlock.tokens import Role, authenticate, create_token
@@ -39,69 +35,6 @@ ROOT = f"/workspace/{CASE}"
 ER = "Medical Records/2024-07-13 ER - St Marys Hospital.pdf"
 MRI = "Medical Records/2024-08-05 MRI - Riverside Imaging.pdf"
 NOTES = "notes from call w client.txt"
-
-Turn = AIMessage | Callable[[Sequence[BaseMessage]], AIMessage]
-
-
-class ScriptedChatModel(GenericFakeChatModel):
-    """LangChain's ``GenericFakeChatModel``, scripted turn by turn: a turn is an ``AIMessage``
-    (with real tool calls) or a function of the conversation so far, to use what a tool
-    answered (a plan's id) as a model would. ``bind_tools`` keeps the model as it is: the
-    script knows the tools."""
-
-    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
-    script: list[Any] = Field(default_factory=list)
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        turn = self.script.pop(0) if self.script else AIMessage(content="(script over)")
-        message = turn(messages) if callable(turn) else turn
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-_calls = iter(range(1, 1_000_000))
-
-
-def call(name: str, **args: Any) -> AIMessage:
-    """A model turn that calls one tool."""
-    return AIMessage(
-        content="",
-        tool_calls=[
-            {"name": name, "args": args, "id": f"call_{next(_calls)}", "type": "tool_call"}
-        ],
-    )
-
-
-def with_plan(name: str, **args: Any) -> Callable[[Sequence[BaseMessage]], AIMessage]:
-    """A turn that calls ``name`` on the plan the last tool answer named (as ``plan_id``)."""
-
-    def turn(messages: Sequence[BaseMessage]) -> AIMessage:
-        return call(name, plan_id=plan_named(messages), **args)
-
-    return turn
-
-
-def plan_named(messages: Sequence[BaseMessage]) -> str:
-    """The last plan id a tool answer named."""
-    for message in reversed(messages):
-        if isinstance(message, ToolMessage):
-            found = re.findall(r"[Pp]lan (pl_[0-9a-f]{16}(?:\.e\d+)?)", str(message.text))
-            if found:
-                return str(found[-1])
-    raise AssertionError("no tool answer named a plan")
-
-
-def tool_answers(result: dict[str, Any]) -> list[ToolMessage]:
-    return [m for m in result["messages"] if isinstance(m, ToolMessage)]
-
 
 # -- fixtures ---------------------------------------------------------------------------------
 
@@ -120,13 +53,6 @@ def root(tmp_path: Path) -> Path:
     (root / "Tools").mkdir()
     (root / "Tools" / "create_file_inventory.py").write_text("print('inventory')\n")
     return root
-
-
-@pytest.fixture
-def ws(root: Path) -> Iterator[Workspace]:
-    workspace = Workspace.init(root)
-    yield workspace
-    workspace.close()
 
 
 @pytest.fixture

@@ -490,7 +490,7 @@ def test_unknown_plan_is_404(service: Service) -> None:
 
 
 def test_seed_translation_author_is_the_caller_and_write_file_overwrites() -> None:
-    from airlock.service.seed import SeedOperation, SeedPlan, to_core_plan
+    from airlock.seed_format import SeedOperation, SeedPlan, to_core_plan
 
     seed = SeedPlan(
         case_name="Case-A",

@@ -61,7 +61,7 @@ from airlock.lifecycle import Status
 from airlock.permissions import Action, Principal, refusal
 from airlock.plan import new_plan_id
 from airlock.records import ApplyResult, PlanRecord
-from airlock.service.seed import SeedOperation, SeedPlan, to_core_plan
+from airlock.seed_format import SeedOperation, SeedPlan, to_core_plan
 
 __all__ = ["FILE_TOOLS", "PLAN_TOOLS", "AskApproval", "airlock_tools", "session_tools"]
 

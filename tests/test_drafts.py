@@ -206,3 +206,25 @@ def test_what_a_run_could_not_keep_is_said(agent: AgentSession) -> None:
     assert [item["path"] for item in ran.skipped] == ["link"]
     assert "symlink" in ran.skipped[0]["reason"] and "could not join" not in ran.summary
     assert "nothing it changed could join the pending plan" in ran.summary
+
+
+def test_changes_made_at_once_are_all_kept(ws: Workspace) -> None:
+    """Two processes of one agent (here two workspaces, each its own database connection, in
+    two threads) change the pending plan at the same moment: no change is lost."""
+    import threading
+
+    def work(worker: int) -> None:
+        with Workspace(ws.root) as mine:
+            session = AgentSession(mine, SCOPE, person("agent-7", Role.AGENT))
+            for index in range(15):
+                session.write(f"{ROOT}/w{worker}/{index}.txt", f"{worker}/{index}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    agent = AgentSession(ws, SCOPE, person("agent-7", Role.AGENT))
+    assert sorted(op["path"] for op in agent.pending()) == sorted(
+        f"w{n}/{i}.txt" for n in range(2) for i in range(15)
+    )

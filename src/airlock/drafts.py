@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from airlock.bodies import store_inline
 from airlock.db import DraftRow, UploadRow, utcnow
 from airlock.errors import (
     AirlockError,
+    BusyError,
     ConflictError,
     InputError,
     NotFoundError,
@@ -126,19 +127,43 @@ class Draft:
     def _plan(self, raw: list[dict[str, Any]]) -> Plan:
         return parse_plan({"scope": self.scope, "author": self.by.name, "operations": raw})
 
-    def _save(self, operations: list[Operation]) -> None:
-        raw = [op.model_dump() for op in operations]
+    def _save(self, operations: list[Operation], based_on: list[Operation]) -> bool:
+        """Store ``operations`` if the pending plan is still ``based_on`` (what they were made
+        from); False if another call changed it meanwhile (nothing is stored then)."""
+        raw = canonical_json([op.model_dump() for op in operations])
         with self.ws.store.write() as session:
             row = session.get(DraftRow, (self.scope, self.by.name))
-            if not raw:
+            stored = row.operations if row is not None else "[]"
+            if stored != canonical_json([op.model_dump() for op in based_on]):
+                return False
+            if not operations:
                 if row is not None:
                     session.delete(row)
-                return
+                return True
             if row is None:
                 row = DraftRow(scope=self.scope, owner=self.by.name, operations="[]")
                 session.add(row)
-            row.operations = canonical_json(raw)
+            row.operations = raw
             row.updated_at = utcnow()
+            return True
+
+    def _change(self, make: Callable[[list[Operation]], tuple[list[Operation], int]]) -> Pending:
+        """Replace the pending plan by ``make(current)`` (the new operations, and the index of
+        the first new one), refused with the simulation's error if it could not make them. Two
+        calls at once never lose a change: the one that finds the plan changed is made again."""
+        for _attempt in range(_ATTEMPTS):
+            current = self.operations()
+            new, first = make(current)
+            pending = self.simulate(new)
+            problems = [e for e in pending.validation.errors if e.op is None or e.op >= first]
+            if problems:
+                raise _refusal(problems)
+            if self._save(new, current):
+                return pending
+        raise BusyError(
+            "the pending plan kept changing while this change was checked",
+            hint="another call of the same agent is changing it; retry in a moment",
+        )
 
     def simulate(self, operations: list[Operation] | None = None) -> Pending:
         """Simulate the pending plan (or ``operations``) on the workspace as it is now."""
@@ -222,15 +247,12 @@ class Draft:
         """Add ``op`` to the pending plan, refused (with the simulation's error) if the plan
         could not make it; the last write of a file is replaced rather than stacked."""
         authorize(self.by, Action.SUBMIT)
-        current = self.operations()
-        ops = _folded(current, op)
-        pending = self.simulate(ops)
-        index = len(ops) - 1
-        problems = [e for e in pending.validation.errors if e.op in (index, None)]
-        if problems:
-            raise _refusal(problems)
-        self._save(ops)
-        return pending
+
+        def added(current: list[Operation]) -> tuple[list[Operation], int]:
+            ops = _folded(current, op)
+            return ops, len(ops) - 1
+
+        return self._change(added)
 
     def add_all(self, raw: list[dict[str, Any]], staged: dict[str, int]) -> Pending:
         """Add what a sandboxed run changed (plan operations over the pending view, naming the
@@ -238,14 +260,7 @@ class Draft:
         authorize(self.by, Action.SUBMIT)
         plan, inline = store_inline(self._plan(raw), self.ws.content)
         self._record_uploads({**staged, **inline})
-        current = self.operations()
-        new = [*current, *plan.operations]
-        pending = self.simulate(new)
-        problems = [e for e in pending.validation.errors if e.op is None or e.op >= len(current)]
-        if problems:
-            raise _refusal(problems)
-        self._save(new)
-        return pending
+        return self._change(lambda current: ([*current, *plan.operations], len(current)))
 
     def execute(
         self,
@@ -392,9 +407,10 @@ class Draft:
     def discard(self) -> int:
         """Drop every pending change; how many there were."""
         authorize(self.by, Action.SUBMIT)
-        count = len(self.operations())
-        self._save([])
-        return count
+        while True:
+            current = self.operations()
+            if self._save([], current):
+                return len(current)
 
     def submit(self, description: str, *, plan_id: str | None = None) -> PlanRecord:
         """Submit the pending plan (then validate it) as ``plan_id`` (default: a new id) and
@@ -414,7 +430,10 @@ class Draft:
             plan_id=plan_id,
             by=self.by,
         )
-        self._save([])
+        while True:  # what was added meanwhile stays pending
+            current = self.operations()
+            if current[: len(ops)] != ops or self._save(current[len(ops) :], current):
+                break  # (changed under the submit itself: left as it is, for the agent to see)
         return self.ws.validate(record.id, by=self.by)
 
     def _record_uploads(self, staged: dict[str, int]) -> None:
@@ -450,6 +469,9 @@ def _folded(current: list[Operation], op: Operation) -> list[Operation]:
             return [*current[:-1], op.model_copy(update={"overwrite": last.overwrite})]
     return [*current, op]
 
+
+_ATTEMPTS = 5
+"""How often a change is made again when other calls keep changing the pending plan."""
 
 _REFUSALS: dict[str, tuple[type[AirlockError], str]] = {
     "exists": (ConflictError, "choose another name, or move or delete what is there first"),

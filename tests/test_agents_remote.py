@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from airlock.agents import wire
 from airlock.agents.remote import RemoteSession
 from airlock.agents.session import Item
 from airlock.errors import AuthenticationError, ConflictError, NotFoundError, NotPermittedError
@@ -126,3 +127,13 @@ def test_people_decide_as_their_own_token(service: Service, remote: RemoteSessio
     assert approved.status == "approved"
     assert approved.decisions[-1]["actor"] == approver.by.name
     approver.close()
+
+
+@pytest.mark.parametrize("call", wire.CALLS)
+def test_no_call_answers_500_to_bad_arguments(service: Service, call: str) -> None:
+    client = service.client(Role.AGENT)
+    for args in ({}, {"path": 7, "plan_id": [], "data": {"base64": "!!"}}, {"nope": None}):
+        answer = client.post(f"/api/v1/agent/{call}", json={"scope": CASE, "args": args})
+        assert answer.status_code < 500, (call, args, answer.text)
+        if answer.status_code >= 400:
+            assert answer.json()["message"], answer.text

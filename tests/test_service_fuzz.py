@@ -19,7 +19,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from airlock.service import api, runs, seed
+from airlock.service import agents, api, runs, seed
 from airlock.tokens import Role
 from servicekit import Service, running_service
 
@@ -45,6 +45,7 @@ EXPECTED = {
     ("GET", "/api/v1/audit/verify"),
     ("POST", "/runs"),
     ("POST", "/api/v1/runs"),
+    ("POST", "/api/v1/agent/{call}"),
 }
 
 
@@ -81,7 +82,7 @@ def test_openapi_lists_every_route(openapi: dict[str, Any]) -> None:
     assert documented >= EXPECTED, EXPECTED - documented
     served = {
         (method, route.path)
-        for router in (seed.router, api.router, runs.router)
+        for router in (seed.router, api.router, runs.router, agents.router)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

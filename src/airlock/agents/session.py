@@ -283,6 +283,8 @@ class AgentSession:
         ``path`` (default: the scope), optionally only files matching ``glob``."""
         if not literal:
             raise InputError("the text to search for is empty", hint="give some text to find")
+        if max_count is not None and max_count <= 0:
+            return []
         base = self.resolve(path or self.root)
         matcher = _matcher(glob) if glob else None
         targets: list[Entry]

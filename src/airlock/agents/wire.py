@@ -7,12 +7,13 @@ as the API's plan answer (:class:`~airlock.records.PlanOut`); an apply as its re
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import datetime as dt
 from typing import Any
 
 from airlock.agents.session import Item, Match, Ran
-from airlock.errors import AirlockError, InternalError, error_classes
+from airlock.errors import AirlockError, InternalError, RequestFormatError, error_classes
 from airlock.permissions import Principal, Role
 from airlock.plan import Plan
 from airlock.records import ApplyResult, ApplyResultOut, PlanOut, PlanRecord
@@ -84,7 +85,13 @@ def encode(value: Any) -> Any:
 def decode_bytes(value: Any) -> Any:
     """An argument or answer that may be bytes sent as ``{"base64": ...}``."""
     if isinstance(value, dict) and set(value) == {"base64"}:
-        return base64.b64decode(value["base64"], validate=True)
+        try:
+            return base64.b64decode(value["base64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise RequestFormatError(
+                "a {'base64': ...} value is not valid base64",
+                hint="send bytes as standard base64 text",
+            ) from None
     return value
 
 

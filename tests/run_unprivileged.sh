@@ -3,7 +3,8 @@
 # (the shipped systemd unit and Docker image run Airlock as a user of its own). Run as root:
 # it creates the account (with a subordinate id range, which sandboxed code runs as), lets it
 # use /dev/fuse (Debian's udev gives every user 0666; a bare container may not), copies the
-# tests where that account can read them, and runs bubblewrap's suite under it.
+# tests where that account can read them, and runs bubblewrap's suite (and runs over an agent's
+# pending plan) under it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 user=${AIRLOCK_TEST_USER:-airlock-ci}
@@ -30,4 +31,4 @@ chown -R "$user" "$work"
 chmod 0755 "$work"
 cd "$work"
 runuser -u "$user" -- env -i PATH=/usr/bin:/bin HOME="$work" PYTHONPATH="$work/src:$site" \
-    "$python" -m pytest -p no:cacheprovider -q tests/test_sandbox_bwrap.py "$@"
+    "$python" -m pytest -p no:cacheprovider -q tests/test_sandbox_bwrap.py tests/test_drafts.py "$@"

@@ -7,7 +7,7 @@ import typer
 
 from airlock.cli.context import acting_as, raise_missing_workspace
 from airlock.cli.options import TokenOpt, WorkspaceOpt
-from airlock.cli.output import err, guard
+from airlock.cli.output import guard
 from airlock.errors import InputError
 
 DEFAULT_PORT = 8125
@@ -61,9 +61,7 @@ def mcp(
         ws = Workspace(workspace)
         try:
             by = acting_as(ws, None if http else token)
-            session = AgentSession(ws, scope, by)  # refuses a malformed scope at once
-            if session.stat(session.root) is None:
-                err.print(f"[yellow]warning: {session.root} does not exist (yet)[/yellow]")
+            AgentSession(ws, scope, by)  # refuses a scope that is not a case folder at once
         except BaseException:
             ws.close()
             raise

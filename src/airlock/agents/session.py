@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from wcmatch import glob as wcglob
 
 from airlock import paths, report
-from airlock.drafts import Draft, Entry
+from airlock.drafts import Draft, Entry, Pending
 from airlock.errors import (
     AirlockError,
     AuthenticationError,
@@ -238,11 +238,11 @@ class AgentSession:
         """Every entry below a folder (parents first), sorted."""
         return [self._item(entry) for entry in self._walk(self.resolve(path))]
 
-    def _walk(self, where: RelPath) -> Iterator[Entry]:
+    def _walk(self, where: RelPath, pending: Pending | None = None) -> Iterator[Entry]:
+        pending = pending or self.draft.simulate()
         if self._visible(where) == "inside":
-            yield from self.draft.walk(where)
+            yield from self.draft.walk(where, pending)
             return
-        pending = self.draft.simulate()
         for root in (self.scope_path, *self.reads):
             if root[: len(where)] == where and len(root) > len(where):
                 for depth in range(len(where) + 1, len(root)):
@@ -287,11 +287,13 @@ class AgentSession:
             return []
         base = self.resolve(path or self.root)
         matcher = _matcher(glob) if glob else None
+        pending = self.draft.simulate()  # once: every file is read from the same view
         targets: list[Entry]
-        if self._visible(base) == "inside" and (entry := self.draft.entry(base)) is not None:
-            targets = [entry] if entry.kind is Kind.FILE else list(self._walk(base))
+        top = self.draft.entry(base, pending) if self._visible(base) == "inside" else None
+        if top is not None and top.kind is Kind.FILE:
+            targets = [top]
         else:
-            targets = list(self._walk(base))
+            targets = list(self._walk(base, pending))
         found: list[Match] = []
         for entry in targets:
             if entry.kind is not Kind.FILE or entry.size > GREP_FILE_LIMIT:
@@ -300,7 +302,7 @@ class AgentSession:
                 "/".join(entry.path[len(base) :]) or entry.path[-1]
             ):
                 continue
-            data = self.draft.read_bytes(entry.path)
+            data = self.draft.read_bytes(entry.path, pending)
             if b"\0" in data[:8192]:
                 continue
             text = data.decode("utf-8", "replace")

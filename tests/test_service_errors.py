@@ -97,7 +97,8 @@ def test_every_error_response_is_derived_from_the_error_tree(openapi: dict[str, 
         assert ("RequestFormatError" in kinds) == has_input, where
         if re.search(r"\{\w+\}", path):
             assert "NotFoundError" in kinds, where
-        assert ("SandboxUnavailableError" in kinds) == path.endswith("/runs"), where
+        runs_code = path.endswith("/runs") or path == "/api/v1/agent/{call}"  # (its execute)
+        assert ("SandboxUnavailableError" in kinds) == runs_code, where
         if method == "POST":
             assert family(errors.ConflictError) <= kinds, where
         documented |= kinds

@@ -28,6 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from airlock.agents import wire
 from airlock.db import WebSessionRow
 from airlock.errors import PlanFormatError, PlanStateError
 from airlock.plan import PLAN_ID_PATTERN, check_plan_id
@@ -678,10 +679,14 @@ def test_openapi_describes_ids_as_the_code_checks_them(openapi: dict[str, Any]) 
                 if parameter["in"] != "path":
                     continue
                 schema = parameter["schema"]
+                seen.add(parameter["name"])
+                if parameter["name"] == "call":  # an agent session's call: one of a list
+                    name = schema["$ref"].rsplit("/", 1)[-1]
+                    assert openapi["components"]["schemas"][name]["enum"] == list(wire.CALLS)
+                    continue
                 expected = {"plan_id": PLAN_ID_PATTERN, "job_id": JOB_ID_PATTERN}
                 assert schema.get("pattern") == expected[parameter["name"]], (method, path)
-                seen.add(parameter["name"])
-    assert seen == {"plan_id", "job_id"}
+    assert seen == {"plan_id", "job_id", "call"}
     samples = ["a", "A.b_c-d", "0" * 100, "0" * 101, "", ".x", "-x", "a/b", "é", "a b", "x\n"]
     for sample in samples:
         try:

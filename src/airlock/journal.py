@@ -75,6 +75,17 @@ def trash_dir(txn_id: str) -> RelPath:
     return (STATE_DIR, "trash", txn_id)
 
 
+def kept_aside(steps: Iterable[Step], txn_id: str) -> list[dict[str, str]]:
+    """What ``steps`` keep aside: each entry renamed into the transaction's trash, as
+    ``{"path": where it was, "as": its kept-aside name}`` (what the audit records)."""
+    trash = trash_dir(txn_id)
+    return [
+        {"path": render(step.path), "as": render(step.target)}
+        for step in steps
+        if step.kind == "rename" and step.target[: len(trash)] == trash
+    ]
+
+
 def _split(text: str) -> RelPath:
     return tuple(text.split("/"))
 

@@ -284,6 +284,7 @@ class Workspace:
                     "digest": row.digest,
                     "transaction": txn_id,
                     "operations": [audit_change(c) for c in report["changes"]],
+                    "kept_aside": journal.kept_aside(steps, txn_id),
                 },
             )
         return ApplyResult(plan_id, True, changes, 0, txn_id)
@@ -372,6 +373,7 @@ class Workspace:
                     "forced": bool(conflicts),
                     "set_aside": [str(c) for c in conflicts],
                     "operations": [audit_change(c.model_dump(mode="json")) for c in changes],
+                    "kept_aside": journal.kept_aside(steps, txn_id),
                 },
             )
         return ApplyResult(plan_id, True, len(changes), 0, txn_id)

@@ -13,7 +13,7 @@ note recorded beside that identity. Exit codes come from :mod:`airlock.errors` (
 
 The modules, one a command or a group of commands: :mod:`~airlock.cli.plans` (``airlock
 plan ...``), :mod:`~airlock.cli.runs` (``run``), :mod:`~airlock.cli.maintenance` (``init``,
-``schema``, ``recover``, ``gc``), :mod:`~airlock.cli.audit`, :mod:`~airlock.cli.tokens`,
+``schema``, ``recover``, ``gc``), :mod:`~airlock.cli.audit`, :mod:`~airlock.cli.tokens`, :mod:`~airlock.cli.trash`,
 :mod:`~airlock.cli.demo`, :mod:`~airlock.cli.serve` and :mod:`~airlock.cli.mcp`; beside them
 what they share: :mod:`~airlock.cli.options`, :mod:`~airlock.cli.output` (answers, errors, exit
 codes) and :mod:`~airlock.cli.context` (the workspace and who acts).
@@ -29,7 +29,7 @@ tests/test_cli.py checks that ``--help`` of every command leaves those modules u
 
 from __future__ import annotations
 
-from airlock.cli import audit, demo, maintenance, mcp, plans, runs, serve, tokens
+from airlock.cli import audit, demo, maintenance, mcp, plans, runs, serve, tokens, trash
 from airlock.cli.output import exit_codes_help
 from airlock.cli.typer_light import App
 
@@ -53,6 +53,7 @@ app.command()(mcp.mcp)
 app.add_typer(plans.app, name="plan")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="token")
+app.add_typer(trash.app, name="trash")
 
 
 def main() -> None:

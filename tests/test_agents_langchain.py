@@ -120,7 +120,14 @@ def test_the_tool_sets(session: AgentSession) -> None:
     assert execute["properties"]["auto_approve"]["default"] is False
     # deepagents' argument names, so its prompts carry over
     edit = schema_of(tools["edit_file"])
-    assert list(edit["properties"]) == ["file_path", "old_string", "new_string", "replace_all"]
+    assert list(edit["properties"]) == [
+        "file_path",
+        "old_string",
+        "new_string",
+        "replace_all",
+        "reason",  # Airlock's own, optional: why the change is there, for the reviewer
+    ]
+    assert "reason" not in edit["required"]
     # the injected tool-call id is not the model's to give
     submit = schema_of(tools["submit_plan"])
     assert list(submit["properties"]) == ["description"]

@@ -228,3 +228,41 @@ def test_changes_made_at_once_are_all_kept(ws: Workspace) -> None:
     assert sorted(op["path"] for op in agent.pending()) == sorted(
         f"w{n}/{i}.txt" for n in range(2) for i in range(15)
     )
+
+
+def test_each_change_may_say_why(ws: Workspace, agent: AgentSession) -> None:
+    agent.move(f"{ROOT}/notes.txt", f"{ROOT}/Notes/notes.txt", reason="notes go under Notes/")
+    agent.write(f"{ROOT}/index.md", "# Index\n", reason="an index of the case")
+    agent.edit(f"{ROOT}/index.md", "Index", "Case index")  # the reason of the write stays
+    agent.delete(f"{ROOT}/Medical/er.txt")
+    assert [op.get("reason") for op in agent.pending()] == [
+        "notes go under Notes/",
+        "an index of the case",
+        None,
+    ]
+    record = agent.submit("organise")
+    reasons = [op.reason for op in record.plan.operations]
+    assert reasons == ["notes go under Notes/", "an index of the case", ""]
+    # an operation without a reason digests as it did before the field existed
+    assert '"reason"' not in record.plan.operations[2].model_dump_json()
+
+
+def test_the_seed_format_carries_reasons() -> None:
+    from airlock.seed_format import SeedPlan, to_core_plan
+
+    seed = SeedPlan.model_validate(
+        {
+            "case_name": "Smith",
+            "operations": [
+                {
+                    "type": "move",
+                    "source": "a.pdf",
+                    "destination": "B/a.pdf",
+                    "reason": "by provider",
+                },
+                {"type": "delete", "source": "c.pdf"},
+            ],
+        }
+    )
+    ops = to_core_plan(seed, "agent")["operations"]
+    assert ops[0]["reason"] == "by provider" and "reason" not in ops[1]

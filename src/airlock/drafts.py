@@ -327,7 +327,9 @@ class Draft:
         blob = self.ws.upload([data], by=self.by)
         return Write(op="write", path="_", sha256=blob.sha256, size=blob.size)
 
-    def write(self, path: paths.RelPath, data: bytes, *, overwrite: bool = True) -> Pending:
+    def write(
+        self, path: paths.RelPath, data: bytes, *, overwrite: bool = True, reason: str = ""
+    ) -> Pending:
         """Write ``data`` to file ``path``; with ``overwrite`` False an existing file is refused."""
         rel = self.in_scope(path)
         pending = self.simulate()
@@ -344,19 +346,24 @@ class Draft:
                     "path": paths.render(rel),
                     "overwrite": existing is not None,
                     "parents": True,
+                    "reason": reason,
                 }
             )
         )
 
-    def mkdir(self, path: paths.RelPath) -> Pending:
+    def mkdir(self, path: paths.RelPath, *, reason: str = "") -> Pending:
         """Make folder ``path`` and any missing parents (an existing folder is nothing to do)."""
-        return self.add(Mkdir(op="mkdir", path=paths.render(self.in_scope(path)), parents=True))
+        return self.add(
+            Mkdir(op="mkdir", path=paths.render(self.in_scope(path)), parents=True, reason=reason)
+        )
 
-    def delete(self, path: paths.RelPath) -> Pending:
+    def delete(self, path: paths.RelPath, *, reason: str = "") -> Pending:
         """Delete file or folder ``path`` (a folder with all it holds)."""
-        return self.add(Delete(op="delete", path=paths.render(self.in_scope(path))))
+        return self.add(Delete(op="delete", path=paths.render(self.in_scope(path)), reason=reason))
 
-    def move(self, source: paths.RelPath, destination: paths.RelPath) -> Pending:
+    def move(
+        self, source: paths.RelPath, destination: paths.RelPath, *, reason: str = ""
+    ) -> Pending:
         """Move (rename) ``source`` to ``destination``; never over an existing entry."""
         return self.add(
             Move(
@@ -364,10 +371,13 @@ class Draft:
                 source=paths.render(self.in_scope(source)),
                 destination=paths.render(self.in_scope(destination)),
                 parents=True,
+                reason=reason,
             )
         )
 
-    def copy(self, source: paths.RelPath, destination: paths.RelPath) -> Pending:
+    def copy(
+        self, source: paths.RelPath, destination: paths.RelPath, *, reason: str = ""
+    ) -> Pending:
         """Copy file or folder ``source`` to ``destination``; never over an existing entry."""
         return self.add(
             Copy(
@@ -375,10 +385,19 @@ class Draft:
                 source=paths.render(self.in_scope(source)),
                 destination=paths.render(self.in_scope(destination)),
                 parents=True,
+                reason=reason,
             )
         )
 
-    def edit(self, path: paths.RelPath, old: str, new: str, *, replace_all: bool = False) -> int:
+    def edit(
+        self,
+        path: paths.RelPath,
+        old: str,
+        new: str,
+        *,
+        replace_all: bool = False,
+        reason: str = "",
+    ) -> int:
         """Replace ``old`` by ``new`` in text file ``path``: exactly once (``old`` must be
         unique), or everywhere; how many were replaced."""
         self.in_scope(path)
@@ -401,7 +420,7 @@ class Draft:
                 f"the text to replace appears {count} times in {self._shown(path)}",
                 hint="give a longer, unique piece of text, or replace every occurrence",
             )
-        self.write(path, text.replace(old, new).encode("utf-8"))
+        self.write(path, text.replace(old, new).encode("utf-8"), reason=reason)
         return count
 
     def discard(self) -> int:
@@ -466,7 +485,8 @@ def _folded(current: list[Operation], op: Operation) -> list[Operation]:
     if isinstance(op, Write) and current:
         last = current[-1]
         if isinstance(last, Write) and last.path == op.path:
-            return [*current[:-1], op.model_copy(update={"overwrite": last.overwrite})]
+            kept = {"overwrite": last.overwrite, "reason": op.reason or last.reason}
+            return [*current[:-1], op.model_copy(update=kept)]
     return [*current, op]
 
 

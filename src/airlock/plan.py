@@ -32,15 +32,25 @@ from airlock.errors import PlanFormatError, UnsafePathError
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    reason: str = Field(
+        "",
+        max_length=2000,
+        description="Why this operation is there, in a sentence for the person who reviews it "
+        "(shown beside it); the plan's description stays the summary.",
+    )
+
     @model_serializer(mode="wrap")
     def _without_unused_fields(
         self, handler: pydantic.SerializerFunctionWrapHandler
     ) -> dict[str, Any]:
         # A plan that does not use a field added later dumps (and so digests) exactly as it
-        # did before that field existed: "parents" when false, a write's store fields when unset.
+        # did before that field existed: "parents" when false, a write's store fields when unset,
+        # "reason" when empty.
         data: dict[str, Any] = handler(self)
         if data.get("parents") is False:
             del data["parents"]
+        if data.get("reason") == "":
+            del data["reason"]
         if "sha256" in data and data["sha256"] is None:
             data.pop("sha256")
             data.pop("size", None)

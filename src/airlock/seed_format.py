@@ -22,6 +22,7 @@ class SeedOperation(BaseModel):
     source: str | None = None
     destination: str | None = None
     content: str | None = None
+    reason: str = Field("", max_length=2000, description="Why this operation is there.")
 
 
 class SeedPlan(BaseModel):
@@ -69,6 +70,7 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
     # "parents": the seed service created the folders every operation needed (its documented
     # example is create_dir "Medical Records/Provider1" in a case without "Medical Records").
     for index, op in enumerate(seed.operations):
+        why = {"reason": op.reason} if op.reason else {}
         if op.type in ("move", "rename", "copy"):
             operations.append(
                 {
@@ -76,13 +78,21 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
                     "source": _path(op, index, "source"),
                     "destination": _path(op, index, "destination"),
                     "parents": True,
+                    **why,
                 }
             )
         elif op.type == "delete":
-            operations.append({"op": "delete", "path": _path(op, index, "source", "destination")})
+            operations.append(
+                {"op": "delete", "path": _path(op, index, "source", "destination"), **why}
+            )
         elif op.type == "create_dir":
             operations.append(
-                {"op": "mkdir", "path": _path(op, index, "destination", "source"), "parents": True}
+                {
+                    "op": "mkdir",
+                    "path": _path(op, index, "destination", "source"),
+                    "parents": True,
+                    **why,
+                }
             )
         else:
             operations.append(
@@ -94,6 +104,7 @@ def to_core_plan(seed: SeedPlan, author: str) -> dict[str, Any]:
                     # old file aside and needs a person's approval under the default policy.
                     "overwrite": True,
                     "parents": True,
+                    **why,
                 }
             )
     return {

@@ -135,6 +135,7 @@ def session_tools(
 
 class _Path(BaseModel):
     path: str = Field(description="Absolute path, e.g. /workspace/projects/<case>/Notes")
+    reason: str = Field("", description="Why, in a sentence for the reviewer (optional)")
 
 
 class _LsArgs(BaseModel):
@@ -150,6 +151,7 @@ class _ReadArgs(BaseModel):
 class _WriteArgs(BaseModel):
     file_path: str = Field(description="Absolute path of the file")
     content: str = Field(description="The whole new content")
+    reason: str = Field("", description="Why, in a sentence for the reviewer (optional)")
 
 
 class _EditArgs(BaseModel):
@@ -157,10 +159,12 @@ class _EditArgs(BaseModel):
     old_string: str = Field(description="The exact text to replace")
     new_string: str = Field(description="The text to put instead")
     replace_all: bool = Field(False, description="Replace every occurrence, not just one")
+    reason: str = Field("", description="Why, in a sentence for the reviewer (optional)")
 
 
 class _DeleteArgs(BaseModel):
     file_path: str = Field(description="Absolute path of the file or folder")
+    reason: str = Field("", description="Why, in a sentence for the reviewer (optional)")
 
 
 class _GlobArgs(BaseModel):
@@ -183,6 +187,7 @@ class _ExecuteArgs(BaseModel):
 class _MoveArgs(BaseModel):
     source: str = Field(description="Absolute path of the file or folder to move or rename")
     destination: str = Field(description="Its new absolute path (must not exist yet)")
+    reason: str = Field("", description="Why, in a sentence for the reviewer (optional)")
 
 
 class _Nothing(BaseModel):
@@ -315,25 +320,32 @@ class _Tools:
             text += f"\n[{rest} more lines: read on with offset={offset + len(shown)}]"
         return text
 
-    def write_file(self, file_path: str, content: str) -> str:
+    def write_file(self, file_path: str, content: str, reason: str = "") -> str:
         """Create a file or replace it whole. The change is pending (proposed, not made)
         until its plan is approved and applied."""
         existed = self.s.stat(file_path) is not None
-        self.s.write(file_path, content)
+        self.s.write(file_path, content, reason=reason)
         what = "replaced (the old file is kept aside)" if existed else "created"
         return f"Pending: {file_path} {what}, {len(content.encode())} bytes. {self._pending()}"
 
     def edit_file(
-        self, file_path: str, old_string: str, new_string: str, replace_all: bool = False
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+        reason: str = "",
     ) -> str:
         """Replace exact text in a file (a pending change)."""
-        count = self.s.edit(file_path, old_string, new_string, replace_all=replace_all)
+        count = self.s.edit(
+            file_path, old_string, new_string, replace_all=replace_all, reason=reason
+        )
         return f"Pending: {count} replacement(s) in {file_path}. {self._pending()}"
 
-    def delete(self, file_path: str) -> str:
+    def delete(self, file_path: str, reason: str = "") -> str:
         """Delete a file or a whole folder (a pending change; what is deleted is kept aside
         and can be restored)."""
-        self.s.delete(file_path)
+        self.s.delete(file_path, reason=reason)
         return f"Pending: delete {file_path}. {self._pending()}"
 
     def glob(self, pattern: str, path: str | None = None) -> str:
@@ -372,20 +384,20 @@ class _Tools:
 
     # --- pending changes ----------------------------------------------------------------------
 
-    def move_file(self, source: str, destination: str) -> str:
+    def move_file(self, source: str, destination: str, reason: str = "") -> str:
         """Move or rename a file or folder (a pending change). Never overwrites: the
         destination must not exist; missing parent folders are made."""
-        self.s.move(source, destination)
+        self.s.move(source, destination, reason=reason)
         return f"Pending: move {source} → {destination}. {self._pending()}"
 
-    def copy_file(self, source: str, destination: str) -> str:
+    def copy_file(self, source: str, destination: str, reason: str = "") -> str:
         """Copy a file or folder (a pending change). The destination must not exist."""
-        self.s.copy(source, destination)
+        self.s.copy(source, destination, reason=reason)
         return f"Pending: copy {source} → {destination}. {self._pending()}"
 
-    def create_directory(self, path: str) -> str:
+    def create_directory(self, path: str, reason: str = "") -> str:
         """Make a folder (a pending change)."""
-        self.s.mkdir(path)
+        self.s.mkdir(path, reason=reason)
         return f"Pending: make folder {path}. {self._pending()}"
 
     def show_diff(self) -> str:

@@ -112,24 +112,30 @@ class RemoteSession:
         return roots
 
     # changes
-    def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None:
-        self._call("write", path=path, data=data, overwrite=overwrite)
+    def write(
+        self, path: str, data: bytes | str, *, overwrite: bool = True, reason: str = ""
+    ) -> None:
+        self._call("write", path=path, data=data, overwrite=overwrite, reason=reason)
 
-    def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int:
-        count: int = self._call("edit", path=path, old=old, new=new, replace_all=replace_all)
+    def edit(
+        self, path: str, old: str, new: str, *, replace_all: bool = False, reason: str = ""
+    ) -> int:
+        count: int = self._call(
+            "edit", path=path, old=old, new=new, replace_all=replace_all, reason=reason
+        )
         return count
 
-    def delete(self, path: str) -> None:
-        self._call("delete", path=path)
+    def delete(self, path: str, *, reason: str = "") -> None:
+        self._call("delete", path=path, reason=reason)
 
-    def move(self, source: str, destination: str) -> None:
-        self._call("move", source=source, destination=destination)
+    def move(self, source: str, destination: str, *, reason: str = "") -> None:
+        self._call("move", source=source, destination=destination, reason=reason)
 
-    def copy(self, source: str, destination: str) -> None:
-        self._call("copy", source=source, destination=destination)
+    def copy(self, source: str, destination: str, *, reason: str = "") -> None:
+        self._call("copy", source=source, destination=destination, reason=reason)
 
-    def mkdir(self, path: str) -> None:
-        self._call("mkdir", path=path)
+    def mkdir(self, path: str, *, reason: str = "") -> None:
+        self._call("mkdir", path=path, reason=reason)
 
     def pending(self) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = self._call("pending")

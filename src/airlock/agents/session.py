@@ -109,12 +109,16 @@ class Session(Protocol):
         glob: str | None = None,
         max_count: int | None = None,
     ) -> list[Match]: ...
-    def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None: ...
-    def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int: ...
-    def delete(self, path: str) -> None: ...
-    def move(self, source: str, destination: str) -> None: ...
-    def copy(self, source: str, destination: str) -> None: ...
-    def mkdir(self, path: str) -> None: ...
+    def write(
+        self, path: str, data: bytes | str, *, overwrite: bool = True, reason: str = ""
+    ) -> None: ...
+    def edit(
+        self, path: str, old: str, new: str, *, replace_all: bool = False, reason: str = ""
+    ) -> int: ...
+    def delete(self, path: str, *, reason: str = "") -> None: ...
+    def move(self, source: str, destination: str, *, reason: str = "") -> None: ...
+    def copy(self, source: str, destination: str, *, reason: str = "") -> None: ...
+    def mkdir(self, path: str, *, reason: str = "") -> None: ...
     def pending(self) -> list[dict[str, Any]]: ...
     def diff(self) -> str: ...
     def discard(self) -> int: ...
@@ -315,30 +319,37 @@ class AgentSession:
 
     # --- changes (into the pending plan) ------------------------------------------------------
 
-    def write(self, path: str, data: bytes | str, *, overwrite: bool = True) -> None:
+    # ``reason``: why the change is there, shown to the reviewer beside it.
+
+    def write(
+        self, path: str, data: bytes | str, *, overwrite: bool = True, reason: str = ""
+    ) -> None:
         body = data.encode("utf-8") if isinstance(data, str) else data
         with self._agent_paths():
-            self.draft.write(self.resolve(path), body, overwrite=overwrite)
+            self.draft.write(self.resolve(path), body, overwrite=overwrite, reason=reason)
 
-    def edit(self, path: str, old: str, new: str, *, replace_all: bool = False) -> int:
+    def edit(
+        self, path: str, old: str, new: str, *, replace_all: bool = False, reason: str = ""
+    ) -> int:
         with self._agent_paths():
-            return self.draft.edit(self.resolve(path), old, new, replace_all=replace_all)
+            where = self.resolve(path)
+            return self.draft.edit(where, old, new, replace_all=replace_all, reason=reason)
 
-    def delete(self, path: str) -> None:
+    def delete(self, path: str, *, reason: str = "") -> None:
         with self._agent_paths():
-            self.draft.delete(self.resolve(path))
+            self.draft.delete(self.resolve(path), reason=reason)
 
-    def move(self, source: str, destination: str) -> None:
+    def move(self, source: str, destination: str, *, reason: str = "") -> None:
         with self._agent_paths():
-            self.draft.move(self.resolve(source), self.resolve(destination))
+            self.draft.move(self.resolve(source), self.resolve(destination), reason=reason)
 
-    def copy(self, source: str, destination: str) -> None:
+    def copy(self, source: str, destination: str, *, reason: str = "") -> None:
         with self._agent_paths():
-            self.draft.copy(self.resolve(source), self.resolve(destination))
+            self.draft.copy(self.resolve(source), self.resolve(destination), reason=reason)
 
-    def mkdir(self, path: str) -> None:
+    def mkdir(self, path: str, *, reason: str = "") -> None:
         with self._agent_paths():
-            self.draft.mkdir(self.resolve(path))
+            self.draft.mkdir(self.resolve(path), reason=reason)
 
     def pending(self) -> list[dict[str, Any]]:
         """The pending operations in the plan format (paths relative to the scope)."""

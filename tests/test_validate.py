@@ -350,7 +350,7 @@ def test_folder_delete_warns_with_counts() -> None:
     storage.add_symlink(p("d/ln"), "a")
     report = run(storage, delete("d"))
     assert report.valid
-    assert warning_codes(report) == ["delete-folder"]
+    assert warning_codes(report) == ["delete-folder", "only-copy"]  # its files have no copy
     assert "with 2 file(s), 8 bytes" in report.warnings[0].message
     (change,) = report.changes
     assert (change.action, change.kind, change.size) == ("delete", "dir", 8)

@@ -172,7 +172,9 @@ class Draft:
         if not ops:
             return Pending([], _NOTHING, View(self.ws.storage))
         plan = Plan(scope=self.scope, author=self.by.name, operations=ops)
-        validation, view = simulated(plan, self.ws.storage, self.ws.policy, self.ws.content)
+        validation, view = simulated(
+            plan, self.ws.storage, self.ws.policy, self.ws.content, copies=False
+        )
         return Pending(ops, validation, view)
 
     # --- reads --------------------------------------------------------------------------------

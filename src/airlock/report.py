@@ -44,6 +44,25 @@ def change_line(change: Change, scope: str) -> str:
 
 
 def _change_line(change: Change, scope: str) -> str:
+    return _bare_line(change, scope) + _copies_note(change, scope)
+
+
+def _copies_note(change: Change, scope: str) -> str:
+    """What a delete or overwrite leaves behind (nothing said when it was not checked)."""
+    if change.copies is None:
+        return ""
+    if not change.copies:
+        if change.kind == "dir":
+            return "   (!) holds the only copy of some files in the case"
+        return "   (!) only copy in the case"
+    first = escaped(_scope_relative(change.copies[0], scope))
+    more = f" (and {len(change.copies) - 1} more)" if len(change.copies) > 1 else ""
+    if change.kind == "dir":
+        return f"   every file has a copy that stays, e.g. at {first}{more}"
+    return f"   identical copy stays at {first}{more}"
+
+
+def _bare_line(change: Change, scope: str) -> str:
     path = escaped(_scope_relative(change.path, scope))
     source = escaped(_scope_relative(change.source, scope)) if change.source else ""
     symbol = SYMBOLS[change.action]

@@ -14,7 +14,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
 
-from airlock import paths, preconditions
+from airlock import losses, paths, preconditions
 from airlock.content import ContentStore
 from airlock.errors import UnsafePathError
 from airlock.names import escaped, look_alikes, script_names
@@ -35,11 +35,19 @@ def validate(
 
 
 def simulated(
-    plan: Plan, storage: Storage, policy: Policy, content: ContentStore | None = None
+    plan: Plan,
+    storage: Storage,
+    policy: Policy,
+    content: ContentStore | None = None,
+    *,
+    copies: bool = True,
 ) -> tuple[Validation, View]:
-    """:func:`validate`, and the view of the tree after the plan (what a pending plan reads)."""
+    """:func:`validate`, and the view of the tree after the plan (what a pending plan reads).
+    Without ``copies`` the copies of what the plan removes are not looked for (the pending
+    plan an agent is still making: its submit validates in full)."""
     with storage.batch():  # each folder resolved once, not once per entry looked at
         simulation = _Simulation(plan, storage, policy, content)
+        simulation.check_losses = copies
         return simulation.run(), simulation.view
 
 
@@ -61,6 +69,10 @@ class _Simulation:
         self.bytes_removed = 0
         self.files_deleted = 0
         """What ``max_deletions`` limits: files removed, a folder counting what it holds."""
+        self.check_losses = True
+        self.lost: dict[int, list[losses.Lost] | None] = {}
+        """By operation index: the files it deletes or replaces (None: a folder too large to
+        list), for :func:`airlock.losses.check` once the plan is simulated."""
 
     def warn(self, op: int | None, code: str, message: str) -> None:
         self.warnings.append(Issue(severity="warning", code=code, message=message, op=op))
@@ -97,6 +109,12 @@ class _Simulation:
                     )
             self._check_limits()
         valid = not self.errors
+        if valid and self.lost and self.check_losses:
+            said = [self.plan.description]  # what the plan says of what it deletes
+            said += [op.reason for op in self.plan.operations if isinstance(op, Delete)]
+            self.warnings += losses.check(
+                self.view, self.scope, self.changes, self.lost, "\n".join(said)
+            )
         return Validation(
             valid=valid,
             needs_approval=(
@@ -317,7 +335,9 @@ class _Simulation:
                         f"{render(path)!r} has {real.nlink} hard links; only this name changes",
                     )
             self.bytes_removed += found[1]
-            return True, self.view.sha(path)
+            sha = self.view.sha(path)
+            self.lost[index] = [losses.Lost(path, found[1], sha)]
+            return True, sha
         raise Refused(
             "exists",
             f"{render(path)!r} already exists as a {kind}; only files can be overwritten "
@@ -362,6 +382,17 @@ class _Simulation:
                 files += 1
                 total += size
         return files, total
+
+    def _files_in(self, path: RelPath, files: int) -> list[losses.Lost] | None:
+        """The files below folder ``path`` with their digests (known: its tree digest was just
+        taken), or None if there are more than :data:`airlock.losses.MAX_FILES`."""
+        if files > losses.MAX_FILES:
+            return None
+        return [
+            losses.Lost(path + rel, size, self.view.sha(path + rel))
+            for rel, kind, size in self.view.walk(path)
+            if kind is Kind.FILE
+        ]
 
     # operations
 
@@ -541,6 +572,7 @@ class _Simulation:
             files, size = self._check_tree(path, for_copy=False)
             self.files_deleted += max(files, 1) - 1
             digest: str | None = self.view.tree_digest(path)
+            self.lost[index] = self._files_in(path, files)
             self.warn(
                 index,
                 "delete-folder",
@@ -548,6 +580,7 @@ class _Simulation:
             )
         elif kind is Kind.FILE:
             digest = self.view.sha(path)
+            self.lost[index] = [losses.Lost(path, size, digest)]
         else:
             digest = None
         self.view.set(path, ABSENT)

@@ -46,6 +46,13 @@ class Change(BaseModel):
     """For a move: what identifies the entry it moves, read from no file (see
     :mod:`airlock.digests`); None for a file the plan wrote or copied (``sha256_after`` names
     it)."""
+    copies: list[str] | None = None
+    """For a delete or overwrite (a write, copy or move that replaces a file): where identical
+    bytes stay in the scope after the plan (see :mod:`airlock.losses`). None: not checked (a
+    report made before Airlock looked, or a scope too large to look through); []: what it
+    removes is the only copy in the scope; else the paths of identical copies that remain (at
+    most a few). For a folder deleted: [] if any file in it has no copy left, else copies of
+    its files."""
 
 
 class Validation(BaseModel):

@@ -245,6 +245,11 @@ def test_each_change_may_say_why(ws: Workspace, agent: AgentSession) -> None:
     assert reasons == ["notes go under Notes/", "an index of the case", ""]
     # an operation without a reason digests as it did before the field existed
     assert '"reason"' not in record.plan.operations[2].model_dump_json()
+    from airlock.report import record_lines
+
+    text = "\n".join(record_lines(record))
+    assert "→ move      notes.txt → Notes/notes.txt\n      why: notes go under Notes/" in text
+    assert "+ create    index.md (13 B)\n      why: an index of the case" in text
 
 
 def test_the_seed_format_carries_reasons() -> None:

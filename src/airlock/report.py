@@ -6,6 +6,8 @@ them, the service and web page may reuse them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+
 from airlock.names import escaped, misleading
 from airlock.records import PlanRecord
 from airlock.validation import Change, Validation
@@ -106,7 +108,24 @@ def record_lines(record: PlanRecord) -> list[str]:
         record.digest,
         record.status,
         record.validation,
+        reasons(record.plan.operations),
     )
+
+
+def reasons(operations: Sequence[object]) -> dict[int, str]:
+    """The reason each operation gives, by its index (those that give one)."""
+    return {index: why for index, op in enumerate(operations) if (why := getattr(op, "reason", ""))}
+
+
+def changes_with_reasons(
+    changes: Sequence[Change], scope: str, why: Mapping[int, str]
+) -> Iterator[str]:
+    """Each change's line; after the last change of an operation, the reason it gives."""
+    for index, change in enumerate(changes):
+        yield change_line(change, scope)
+        last = index + 1 == len(changes) or changes[index + 1].op != change.op
+        if last and change.op in why:
+            yield f"    why: {escaped(why[change.op])}"
 
 
 def report_lines(
@@ -117,6 +136,7 @@ def report_lines(
     digest: str,
     status: str,
     validation: Validation | None,
+    why: Mapping[int, str] | None = None,
 ) -> list[str]:
     lines = [
         f"Plan {plan_id} — {status}",
@@ -130,8 +150,8 @@ def report_lines(
     if validation is None:
         lines.append("Not validated yet: run `airlock plan validate " + plan_id + "`.")
         return lines
-    for change in validation.changes:
-        lines.append("  " + change_line(change, scope))
+    for line in changes_with_reasons(validation.changes, scope, why or {}):
+        lines.append("  " + line)
     if validation.changes:
         lines.append("")
     for issue in validation.errors:

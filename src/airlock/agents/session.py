@@ -362,7 +362,10 @@ class AgentSession:
             return "No pending changes. Everything you read is the case as it is."
         validation = pending.validation
         lines = [f"Pending changes in {self.root} (not applied; nothing real has changed):"]
-        lines += ["  " + report.change_line(change, self.scope) for change in validation.changes]
+        why = report.reasons(pending.operations)
+        lines += [
+            "  " + line for line in report.changes_with_reasons(validation.changes, self.scope, why)
+        ]
         for issue in validation.errors:
             lines.append(f"  error: {issue.message}")
         if validation.valid:

@@ -126,3 +126,24 @@ def test_page_numbers_are_read_leniently_and_clamped() -> None:
     pager = plan_view.pager(total=1001, number=3, per_page=500)
     assert (pager.first, pager.last, pager.pages, pager.links) == (1001, 1001, 3, [1, 2, 3])
     assert plan_view.pager(total=0, number=1, per_page=500).first == 0
+
+
+def test_each_change_shows_why_and_an_only_copy_is_said(service: Service) -> None:
+    (service.root / SCOPE / "incident report.pdf").write_bytes(b"%PDF-1.4 the only report")
+    submitted(
+        service,
+        "reasons",
+        [
+            {"op": "mkdir", "path": "Filed", "reason": "a folder for <filed> papers"},
+            {"op": "delete", "path": "incident report.pdf", "reason": "a duplicate"},
+        ],
+    )
+    response = signed_in(service).get("/ui/plans/reasons")
+    assert response.status_code == 200
+    assert "a folder for &lt;filed&gt; papers" in response.text  # escaped, never markup
+    text = html.unescape(response.text)
+    assert 'data-reason="1"><strong>Why:</strong> a folder for <filed> papers' in text
+    assert 'data-reason="2"><strong>Why:</strong> a duplicate' in text
+    assert 'data-warning="only-copy"' in text
+    assert "is the only copy of these bytes in the case" in text
+    assert "claimed duplicate, no identical copy found" in text

@@ -33,6 +33,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from airlock import plan_diff, text_diff
 from airlock.before_after import scope_relative
 from airlock.errors import (
     AirlockError,
@@ -44,7 +45,7 @@ from airlock.errors import (
 )
 from airlock.permissions import Action, Principal, allowed_actions, authorize
 from airlock.records import PlanRecord
-from airlock.report import human_bytes
+from airlock.report import human_bytes, reasons
 from airlock.service import plan_view, review
 from airlock.service.deps import jobs as _jobs
 from airlock.service.deps import workspace as _ws
@@ -69,6 +70,7 @@ templates.env.filters["bytes"] = lambda size: "—" if size is None else human_b
 templates.env.filters["age"] = review.age
 templates.env.filters["when"] = review.when
 templates.env.filters["shown"] = plan_view.shown
+templates.env.filters["visible"] = text_diff.visible
 templates.env.globals.update(
     static_version=STATIC_VERSION,
     tabs=review.TABS,
@@ -363,6 +365,7 @@ def _plan_page(
         content=ws.content,
     )
     chain = ws.audit_verify_plan(plan_id, by=who)
+    diffs, more_diffs = plan_diff.page_diffs(ws, record, (c.op for c in view.rows))
     return _page(
         request,
         "plan.html",
@@ -377,6 +380,9 @@ def _plan_page(
         view=view,
         trees=view.trees,
         previews=view.previews,
+        diffs=diffs,
+        more_diffs=more_diffs,
+        reasons=reasons(record.plan.operations),
         events=ws.audit_events(plan_id, by=who),
         chain=chain,
         tab=review.tab_of(record.status, bool(validation and validation.needs_approval)),

@@ -147,3 +147,43 @@ def test_each_change_shows_why_and_an_only_copy_is_said(service: Service) -> Non
     assert 'data-warning="only-copy"' in text
     assert "is the only copy of these bytes in the case" in text
     assert "claimed duplicate, no identical copy found" in text
+
+
+def test_the_kept_aside_page_lists_and_restores_as_a_plan(service: Service) -> None:
+    (service.root / SCOPE / "to be removed.txt").write_text("keep me\n")
+    submitted(service, "remove-one", [{"op": "delete", "path": "to be removed.txt"}])
+    approver = signed_in(service)
+    page(approver, "remove-one")
+    approved = service.client(Role.APPROVER).post("/api/v1/plans/remove-one/approve", json={})
+    assert approved.status_code == 200, approved.text
+    assert service.ws.apply("remove-one").success  # (as the local operator, in process)
+
+    listing = approver.get("/ui/trash")
+    assert listing.status_code == 200
+    text = html.unescape(listing.text)
+    assert f"{SCOPE}/to be removed.txt" in text and "remove-one" in text
+    item = re.search(r'name="item" value="([^"]+)"', listing.text)
+    assert item is not None
+    csrf = re.search(r'name="csrf" value="([^"]+)"', listing.text)
+    assert csrf is not None
+    # a forged form (no CSRF token, or a foreign origin) restores nothing
+    forged = approver.post(
+        "/ui/trash/restore", data={"item": item.group(1)}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert forged.status_code == 403, forged.text
+    restored = approver.post(
+        "/ui/trash/restore",
+        data={"item": item.group(1), "csrf": csrf.group(1)},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert restored.status_code == 303, restored.text
+    plan_page = approver.get(restored.headers["location"])
+    assert plan_page.status_code == 200
+    assert "Restore " in html.unescape(plan_page.text) and "to be removed.txt" in plan_page.text
+    assert not (service.root / SCOPE / "to be removed.txt").exists()  # a plan, not yet applied
+    missing = approver.post(
+        "/ui/trash/restore",
+        data={"item": "txn-nope/0", "csrf": csrf.group(1)},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert missing.status_code == 404 and "nothing kept aside" in missing.text

@@ -43,7 +43,7 @@ from airlock.errors import (
     NotPermittedError,
     RollbackConflictError,
 )
-from airlock.permissions import Action, Principal, allowed_actions, authorize
+from airlock.permissions import Action, Principal, allowed_actions, authorize, refusal
 from airlock.records import PlanRecord
 from airlock.report import human_bytes, reasons
 from airlock.service import plan_view, review
@@ -435,6 +435,57 @@ Comment = Annotated[str, Form(max_length=10_000)]
 Csrf = Annotated[str, Form(max_length=200)]
 Shown = Annotated[str, Form(max_length=40)]
 """The id of the validation the page showed (the report the person decided on)."""
+
+
+# --- what is kept aside -----------------------------------------------------------------------
+
+
+def _trash_page(request: Request, who: Principal, error: AirlockError | None = None) -> Response:
+    from airlock.trash import kept_aside
+
+    ws = _ws(request)
+    try:
+        items = kept_aside(ws, by=who)
+    except AirlockError as exc:
+        return _error_page(request, who, exc)
+    return _page(
+        request,
+        "trash.html",
+        who,
+        error.http_status if error else 200,
+        items=items,
+        can_restore=refusal(who, Action.SUBMIT) is None,
+        error=error,
+    )
+
+
+@router.get("/trash", response_class=HTMLResponse)
+def trash(request: Request) -> Response:
+    who = _who(request)
+    if who is None:
+        return _to_sign_in(request)
+    return _trash_page(request, who)
+
+
+@router.post("/trash/restore")
+def trash_restore(
+    request: Request, item: Annotated[str, Form(max_length=200)] = "", csrf: Csrf = ""
+) -> Response:
+    """Make the plan that restores a kept-aside entry, then show it (to be reviewed)."""
+    from airlock.trash import restore
+
+    session = _session(request)
+    if session is None:
+        return _to_sign_in(request)
+    who = session.principal
+    refused = _refused_change(request, session, csrf)
+    if refused is not None:
+        return _error_page(request, who, refused)
+    try:
+        record = restore(_ws(request), item, by=who)
+    except AirlockError as exc:
+        return _trash_page(request, who, exc)
+    return RedirectResponse(_ui(request, f"/plans/{quote(record.id, safe='')}"), 303)
 
 
 @router.post("/plans/{plan_id}/approve")

@@ -308,7 +308,12 @@ def test_tool_schemas_keep_the_reference_servers_argument_names(case: Case) -> N
     async def main() -> None:
         async with Client(server_for(case.ws, SCOPE, case.agent)) as client:
             schemas = {tool.name: tool.input_schema for tool in (await client.list_tools()).tools}
-        assert set(schemas["edit_file"]["properties"]) == {"path", "edits", "dryRun"}
+        # the reference server's arguments, and Airlock's optional "reason" for the reviewer
+        assert set(schemas["edit_file"]["properties"]) == {"path", "edits", "dryRun", "reason"}
+        assert schemas["edit_file"]["required"] == ["path", "edits"]
+        for tool in ("write_file", "create_directory", "move_file", "copy_file", "delete_file"):
+            assert "reason" in schemas[tool]["properties"]
+            assert "reason" not in schemas[tool].get("required", [])
         edit = schemas["edit_file"]["$defs"]["Edit"]["properties"]
         assert set(edit) == {"oldText", "newText"}
         assert set(schemas["directory_tree"]["properties"]) == {"path", "excludePatterns"}

@@ -128,6 +128,9 @@ PathArg = Annotated[
     str, Field(description="An absolute path under /workspace/ (see list_allowed_directories).")
 ]
 PlanId = Annotated[str, Field(description="The plan's id (submit_plan answers it).")]
+Reason = Annotated[
+    str, Field(description="Why, in a sentence for the person who reviews it (optional).")
+]
 # The SDK passes each argument under its name in the schema, so the reference server's
 # camelCase names (excludePatterns, dryRun) are the parameters' own names.
 Patterns = Annotated[
@@ -347,13 +350,16 @@ class _Tools:
     # -- proposing changes (into the pending plan) -------------------------------------------
 
     def write_file(
-        self, path: PathArg, content: Annotated[str, Field(description="The whole text.")]
+        self,
+        path: PathArg,
+        content: Annotated[str, Field(description="The whole text.")],
+        reason: Reason = "",
     ) -> str:
         """Create or replace a file, as a change in your pending plan (no real file changes
         until the plan is approved and applied). Missing folders are made."""
         session = self._session()
         verb = "replacing" if session.stat(path) is not None else "creating"
-        session.write(path, content)
+        session.write(path, content, reason=reason)
         size = _count(len(content.encode("utf-8")), "byte")
         return f"Pending: {verb} {path} ({size}). {_pending_line(session)} {_NEXT}"
 
@@ -362,6 +368,7 @@ class _Tools:
         path: PathArg,
         edits: Annotated[list[Edit], Field(description="Replacements, made in order.")],
         dryRun: Annotated[bool, Field(description="Only show the diff.")] = False,  # noqa: N803
+        reason: Reason = "",
     ) -> str:
         """Replace exact text in a text file, as one change in your pending plan; answers a
         git-style diff. Each oldText must occur exactly once (add neighbouring lines if not);
@@ -389,36 +396,36 @@ class _Tools:
                 f"Dry run, nothing changed:\n{shown}\nCall edit_file without dryRun to propose it."
             )
         if after != before:
-            session.write(path, after)
+            session.write(path, after, reason=reason)
         return f"Pending: an edit of {path}.\n{shown}\n{_pending_line(session)} {_NEXT}"
 
-    def create_directory(self, path: PathArg) -> str:
+    def create_directory(self, path: PathArg, reason: Reason = "") -> str:
         """Create a folder (and missing parents) in your pending plan; one that exists is fine."""
         session = self._session()
         item = session.stat(path)
         if item is not None and item.is_dir:
             return f"{path} exists already: nothing to do. {_pending_line(session)}"
-        session.mkdir(path)
+        session.mkdir(path, reason=reason)
         return f"Pending: creating the folder {path}. {_pending_line(session)} {_NEXT}"
 
-    def move_file(self, source: PathArg, destination: PathArg) -> str:
+    def move_file(self, source: PathArg, destination: PathArg, reason: Reason = "") -> str:
         """Move or rename a file or folder, in your pending plan. Never overwrites: refused if
         the destination exists (delete it first if that is what you mean)."""
         session = self._session()
-        session.move(source, destination)
+        session.move(source, destination, reason=reason)
         return f"Pending: moving {source} to {destination}. {_pending_line(session)} {_NEXT}"
 
-    def copy_file(self, source: PathArg, destination: PathArg) -> str:
+    def copy_file(self, source: PathArg, destination: PathArg, reason: Reason = "") -> str:
         """Copy a file or folder, in your pending plan; refused if the destination exists."""
         session = self._session()
-        session.copy(source, destination)
+        session.copy(source, destination, reason=reason)
         return f"Pending: copying {source} to {destination}. {_pending_line(session)} {_NEXT}"
 
-    def delete_file(self, path: PathArg) -> str:
+    def delete_file(self, path: PathArg, reason: Reason = "") -> str:
         """Delete a file or a folder (with all it holds), in your pending plan. Applied, its
         bytes are kept aside: a rollback restores them."""
         session = self._session()
-        session.delete(path)
+        session.delete(path, reason=reason)
         return f"Pending: deleting {path}. {_pending_line(session)} {_NEXT}"
 
     # -- the plan ------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ def test_same_id_same_content_is_idempotent_and_different_content_refused(ws: Wo
 def test_bad_plans_are_refused_with_what_to_fix(ws: Workspace) -> None:
     with pytest.raises(PlanFormatError) as info:
         ws.submit({"scope": CASE, "operations": [{"op": "explode", "path": "x"}]})
-    assert "operations.0" in str(info.value)
+    assert "operation 1: Input tag 'explode'" in str(info.value)  # counted from 1
+    with pytest.raises(PlanFormatError, match=r"operation 2 \(move\), source: Field required"):
+        ws.submit(make_plan({"op": "mkdir", "path": "a"}, {"op": "move", "destination": "b"}))
     with pytest.raises(PlanFormatError, match="exactly one of 'text' or 'base64'"):
         ws.submit(make_plan({"op": "write", "path": "x.txt"}))
     with pytest.raises(PlanFormatError, match="plan id"):

@@ -244,10 +244,7 @@ def parse_plan(data: object) -> Plan:
             return Plan.model_validate_json(data)
         return Plan.model_validate(data)
     except pydantic.ValidationError as exc:
-        details = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in err["loc"]) or "plan"
-            details.append(f"{where}: {err['msg']}")
+        details = [f"{_where(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)]
         raise PlanFormatError(
             f"the plan is not valid ({exc.error_count()} problem(s))",
             hint="fix the fields listed; the format is in schema/plan.schema.json",
@@ -255,6 +252,15 @@ def parse_plan(data: object) -> Plan:
         ) from None
     except UnsafePathError:
         raise
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """Where in a plan a problem is, for a person: operations count from 1, as everywhere."""
+    if len(loc) >= 2 and loc[0] == "operations" and isinstance(loc[1], int):
+        where = f"operation {loc[1] + 1}" + (f" ({loc[2]})" if len(loc) > 2 else "")
+        rest = ".".join(str(part) for part in loc[3:])
+        return f"{where}, {rest}" if rest else where
+    return ".".join(str(part) for part in loc) or "plan"
 
 
 def new_plan_id() -> str:

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +47,31 @@ _SHA256_FIELD = re.compile(r'"sha256":"([0-9a-f]{64})"')
 """A write's stored body, as a plan's canonical JSON names it."""
 _PARSED_KEPT = 16
 """How many parsed plans and reports a store keeps (see ``Store._remember``)."""
+
+
+class ValidationSummary(TypedDict):
+    """A plan's latest validation without its changes: what a list of plans shows of it."""
+
+    validation_id: int
+    valid: bool
+    needs_approval: list[str]
+    errors: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    error_count: int
+    warning_count: int
+    counts: dict[str, int]
+    bytes_written: int
+    bytes_removed: int
+
+
+def _plan_filters(status: str | None, scope: str | None) -> list[ColumnElement[bool]]:
+    """The conditions of a list of plans (an unknown ``status``: none listed)."""
+    filters = []
+    if status:
+        filters.append(PlanRow.status == status)
+    if scope:
+        filters.append(PlanRow.scope == scope)
+    return filters
 
 
 class Store:
@@ -120,12 +145,52 @@ class Store:
 
     @staticmethod
     def plans(session: Session, status: str | None, scope: str | None) -> list[PlanRow]:
+        """The plans with ``status`` in ``scope`` (either None: any), newest first."""
         query = select(PlanRow).order_by(PlanRow.created_at.desc())
-        if status:
-            query = query.where(PlanRow.status == status)
-        if scope:
-            query = query.where(PlanRow.scope == scope)
-        return list(session.scalars(query))
+        return list(session.scalars(query.where(*_plan_filters(status, scope))))
+
+    @staticmethod
+    def validation_summaries(
+        session: Session, status: str | None, scope: str | None
+    ) -> dict[str, ValidationSummary]:
+        """The latest validation of every plan :meth:`plans` lists with the same filters, by
+        plan id, in one query: its verdict, counts and issues, without its list of changes
+        (read from inside the stored report, never parsed whole: a report may hold 50,000)."""
+        listed = select(PlanRow.id).where(*_plan_filters(status, scope))
+        latest = (
+            select(func.max(ValidationRow.id))
+            .where(ValidationRow.plan_id.in_(listed))
+            .group_by(ValidationRow.plan_id)
+        )
+        report = ValidationRow.report
+        rows = session.execute(
+            select(
+                ValidationRow.plan_id,
+                ValidationRow.id,
+                ValidationRow.valid,
+                report["needs_approval"],
+                report["errors"],
+                report["warnings"],
+                report["counts"],
+                report["bytes_written"],
+                report["bytes_removed"],
+            ).where(ValidationRow.id.in_(latest))
+        )
+        return {
+            plan_id: {
+                "validation_id": validation_id,
+                "valid": bool(valid),
+                "needs_approval": needs or [],
+                "errors": errors or [],
+                "warnings": warnings or [],
+                "error_count": len(errors or []),
+                "warning_count": len(warnings or []),
+                "counts": counts or {},
+                "bytes_written": written or 0,
+                "bytes_removed": removed or 0,
+            }
+            for plan_id, validation_id, valid, needs, errors, warnings, counts, written, removed in rows
+        }
 
     @staticmethod
     def set_status(row: PlanRow, status: Status, reason: str | None = None) -> None:

@@ -46,7 +46,7 @@ from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
 from airlock.storage import Storage
 from airlock.storage.local import LocalStorage
-from airlock.store import Store
+from airlock.store import Store, ValidationSummary
 from airlock.transactions import APPLY, ROLLBACK, Transactions, audit_change
 from airlock.validate import validate
 
@@ -190,6 +190,15 @@ class Workspace:
         with self.store.read() as session:
             rows = self.store.plans(session, status, scope)
             return [self.store.record(session, row, full=False) for row in rows]
+
+    def plan_summaries(
+        self, *, status: str | None = None, scope: str | None = None, by: Principal | None = None
+    ) -> dict[str, ValidationSummary]:
+        """The latest validation's verdict of every plan :meth:`list_plans` lists (one query,
+        without the changes)."""
+        authorize(acting(by), Action.READ)
+        with self.store.read() as session:
+            return self.store.validation_summaries(session, status, scope)
 
     def validate(self, plan_id: str, *, by: Principal | None = None) -> PlanRecord:
         """Simulate the plan against the workspace now; record the report and its preconditions."""

@@ -3,7 +3,7 @@
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -21,6 +21,10 @@ from airlock.cli.output import (
     progress_bar,
 )
 from airlock.cli.typer_light import App
+from airlock.errors import InputError
+
+if TYPE_CHECKING:
+    from airlock.store import ValidationSummary
 
 app = App(help="Submit, review, approve, apply and roll back plans.", no_args_is_help=True)
 
@@ -59,41 +63,130 @@ def plan_submit(
             raise typer.Exit(EXIT_PLAN_INVALID)
 
 
+DiffOpt = Annotated[
+    bool,
+    typer.Option(
+        "--diff", help="Also show what each overwrite changes inside its file (as `plan diff`)."
+    ),
+]
+
+
+def _print_diffs(lines: list[str]) -> None:
+    styles = {"+": "green", "-": "red", "@": "cyan", "~": "yellow"}
+    for line in lines:
+        stripped = line.strip()
+        style = "bold yellow" if stripped.startswith("~") else styles.get(line[2:3], "")
+        out.print(Text(line, style=style), soft_wrap=True)
+
+
 @app.command("show")
-def plan_show(plan_id: PlanId, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+def plan_show(
+    plan_id: PlanId, workspace: WorkspaceOpt = None, diff: DiffOpt = False, as_json: JsonOpt = False
+) -> None:
     """Show a plan with its latest validation report and decisions."""
+    from airlock import plan_diff  # here, not at the top: `--help` loads nothing heavy
+
     with open_workspace(workspace, as_json) as ws, guard(as_json):
         record = ws.get(plan_id)
+        diffs = plan_diff.record_diffs(ws, record) if diff else []
 
         def human() -> None:
             print_report(record)
             for d in record.decisions:
                 out.print(f"{d['decision']} by {d['actor']} at {d['at']}: {d['comment']}")
+            if diff:
+                out.print("")
+                _print_diffs(plan_diff.diff_lines(diffs, record.plan.scope))
 
-        emit(as_json, record.to_dict(), human)
+        data = record.to_dict()
+        if diff:
+            data["diffs"] = [plan_diff.diff_json(d) for d in diffs]
+        emit(as_json, data, human)
+
+
+@app.command("diff")
+def plan_diff_command(
+    plan_id: PlanId, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show what each overwrite of a plan changes inside its file: a line diff, with the words
+    removed in [-…-] and added in {+…+}."""
+    from airlock import plan_diff
+
+    with open_workspace(workspace, as_json) as ws, guard(as_json):
+        record = ws.get(plan_id)
+        diffs = plan_diff.record_diffs(ws, record)
+        emit(
+            as_json,
+            [plan_diff.diff_json(d) for d in diffs],
+            lambda: _print_diffs(plan_diff.diff_lines(diffs, record.plan.scope)),
+        )
 
 
 @app.command("list")
 def plan_list(
     workspace: WorkspaceOpt = None,
-    status: Annotated[str | None, typer.Option(help="Only plans with this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only plans with this status (submitted, validated, applied, ...)."),
+    ] = None,
     scope: Annotated[str | None, typer.Option(help="Only plans for this scope.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List plans, newest first."""
+    """List plans, newest first, each with its latest validation's verdict (no changes: see
+    `plan show`)."""
     with open_workspace(workspace, as_json) as ws, guard(as_json):
+        _check_status(status)
         records = ws.list_plans(status=status, scope=scope)
+        summaries = ws.plan_summaries(status=status, scope=scope)
+        listed = [_listed(r.to_dict(), summaries.get(r.id)) for r in records]
 
         def human() -> None:
             if not records:
                 out.print("No plans.")
-            for r in records:
+            for r, entry in zip(records, listed, strict=True):
                 out.print(
-                    f"{r.id}  {r.status:<12} {r.plan.scope}  {len(r.plan.operations)} op(s)  "
-                    f"by {r.plan.author}  {r.plan.description[:60]}"
+                    Text(
+                        f"{r.id}  {r.status:<12} {_verdict(r.status, entry['validation'])}  "
+                        f"{r.plan.scope}  {len(r.plan.operations)} op(s)  "
+                        f"by {r.plan.author}  {r.plan.description[:60]}"
+                    ),
+                    soft_wrap=True,
                 )
 
-        emit(as_json, [r.to_dict() for r in records], human)
+        emit(as_json, listed, human)
+
+
+def _check_status(status: str | None) -> None:
+    """Refuse a status no plan can have (it would list nothing, silently)."""
+    from airlock.lifecycle import Status
+
+    if status is not None and status not in set(Status):
+        raise InputError(
+            f"no plan status {status!r}",
+            hint="use one of: " + ", ".join(s.value for s in Status),
+        )
+
+
+def _listed(data: dict[str, Any], summary: "ValidationSummary | None") -> dict[str, Any]:
+    """A plan as `plan list --json` gives it: as `plan show --json`, but its ``validation``
+    without ``changes`` and ``preconditions`` (with ``error_count`` and ``warning_count``)."""
+    if summary is not None:
+        data["validation_id"] = summary["validation_id"]
+        data["validation"] = {k: v for k, v in summary.items() if k != "validation_id"}
+    return data
+
+
+def _verdict(status: str, validation: dict[str, Any] | None) -> str:
+    """A listed plan's latest validation in a few words."""
+    if validation is None:
+        return "not validated"
+    if not validation["valid"]:
+        return f"{validation['error_count']} error(s)"
+    waiting = status == "validated" and validation["needs_approval"]
+    words = "needs approval" if waiting else "valid"
+    if validation["warning_count"]:
+        words += f", {validation['warning_count']} warning(s)"
+    return words
 
 
 @app.command("validate")

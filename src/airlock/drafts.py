@@ -323,12 +323,6 @@ class Draft:
                 if entry.mtime is not None:
                     os.utime(target, (entry.mtime, entry.mtime))
 
-    def store_body(self, data: bytes) -> Write:
-        """Put ``data`` in the content store as this principal's upload; a write of it for
-        :meth:`write` to place."""
-        blob = self.ws.upload([data], by=self.by)
-        return Write(op="write", path="_", sha256=blob.sha256, size=blob.size)
-
     def write(
         self, path: paths.RelPath, data: bytes, *, overwrite: bool = True, reason: str = ""
     ) -> Pending:
@@ -341,15 +335,16 @@ class Draft:
                 f"{self._shown(path)} exists already",
                 hint="edit it, or write with overwrite allowed",
             )
-        body = self.store_body(data)
+        blob = self.ws.upload([data], by=self.by)  # the plan names it, as its submit will
         return self.add(
-            body.model_copy(
-                update={
-                    "path": paths.render(rel),
-                    "overwrite": existing is not None,
-                    "parents": True,
-                    "reason": reason,
-                }
+            Write(
+                op="write",
+                path=paths.render(rel),
+                sha256=blob.sha256,
+                size=blob.size,
+                overwrite=existing is not None,
+                parents=True,
+                reason=reason,
             )
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from airlock.errors import InternalError
+from airlock.errors import InputError, InternalError
 
 
 class Status(enum.StrEnum):
@@ -61,3 +61,13 @@ def move(current: str, new: Status) -> Status:
             hint="this is a bug in Airlock; report it with the plan's audit events",
         )
     return new
+
+
+def parse_status(text: str) -> Status:
+    """The status ``text`` names; refused, with the list of them, if no plan can have it."""
+    try:
+        return Status(text)
+    except ValueError:
+        raise InputError(
+            f"no plan status {text!r}", hint="use one of: " + ", ".join(s.value for s in Status)
+        ) from None

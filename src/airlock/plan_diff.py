@@ -59,12 +59,7 @@ def _split(text: str) -> RelPath:
 
 
 def _unavailable(change: Change, why: str) -> FileDiff:
-    return FileDiff(change.op, change.path, TextDiff(unavailable=why), _copies(change))
-
-
-def _copies(change: Change) -> list[str] | None:
-    copies = getattr(change, "copies", None)
-    return list(copies) if isinstance(copies, list) else None
+    return FileDiff(change.op, change.path, TextDiff(unavailable=why), change.copies)
 
 
 def _too_big(size: int, side: str) -> str | None:
@@ -84,11 +79,12 @@ def _body(op: Write, content: ContentStore | None) -> bytes:
     return b"".join(content.read(blob.sha256))
 
 
-def _read(storage: Storage, path: RelPath) -> bytes | str:
-    """The bytes of the regular file at ``path``, or why they cannot be had."""
+def _read(storage: Storage, path: RelPath, gone: str = "the old file is gone") -> bytes | str:
+    """The bytes of the regular file at ``path``, or why they cannot be had (``gone``: it is
+    not there)."""
     entry = storage.stat(path)
     if entry is None or entry.kind is not Kind.FILE:
-        return "the old file is gone"
+        return gone
     too_big = _too_big(entry.size, "old")
     if too_big is not None:
         return too_big
@@ -149,9 +145,7 @@ def _one(
     try:
         new = _body(op, content)
         if kept_aside is not None:
-            old = _read(storage, (*kept_aside, str(n)))
-            if isinstance(old, str) and old == "the old file is gone":
-                old = "the old file's kept-aside copy is gone"
+            old = _read(storage, (*kept_aside, str(n)), "the old file's kept-aside copy is gone")
         elif earlier is not None:
             earlier_op = plan.operations[earlier.op]
             if earlier.action not in ("create", "overwrite") or not isinstance(earlier_op, Write):
@@ -168,7 +162,7 @@ def _one(
         return _unavailable(change, old)
     if change.sha256_before is not None and hashlib.sha256(old).hexdigest() != change.sha256_before:
         return _unavailable(change, CHANGED_SINCE)
-    return FileDiff(change.op, change.path, text_diff.diff_bytes(old, new), _copies(change))
+    return FileDiff(change.op, change.path, text_diff.diff_bytes(old, new), change.copies)
 
 
 def kept_aside_of(ws: Workspace, record: PlanRecord) -> RelPath | str | None:
@@ -249,11 +243,11 @@ def page_diffs(
     """The diffs of the overwrites among operations ``ops`` (the changes a page lists), at
     most :data:`DIFFS_LISTED`, each cut to :data:`DIFF_LINES_SHOWN` lines; and how many
     overwrites were left out."""
-    wanted = sorted(set(ops))
+    wanted = set(ops)
     overwrites = [
         c.op
         for c in (record.validation.changes if record.validation else [])
-        if c.action == "overwrite" and c.op in set(wanted)
+        if c.action == "overwrite" and c.op in wanted
     ]
     diffs = record_diffs(ws, record, only=overwrites[:DIFFS_LISTED])
     shown = []

@@ -75,6 +75,12 @@ class PlanRecord:
         """The principal that submitted the plan."""
         return self.plan.author
 
+    @property
+    def needs_approval(self) -> list[str]:
+        """Why the policy wants a person's approval of it, by its latest validation (empty: it
+        needs none, or it is not validated)."""
+        return self.validation.needs_approval if self.validation is not None else []
+
     def to_model(self) -> PlanOut:
         # Built from parts that are valid already: nothing is checked again (a plan may have
         # 50,000 operations).

@@ -55,9 +55,14 @@ class KeptAside:
 
 
 def kept_aside(
-    ws: Workspace, *, scope: str | None = None, by: Principal | None = None
+    ws: Workspace,
+    *,
+    scope: str | None = None,
+    transaction: str | None = None,
+    by: Principal | None = None,
 ) -> list[KeptAside]:
-    """Everything still kept aside (newest transaction first), optionally of one scope."""
+    """Everything still kept aside (newest transaction first), optionally of one scope or one
+    transaction."""
     authorize(acting(by), Action.READ)
     now = dt.datetime.now(dt.UTC)
     found: list[KeptAside] = []
@@ -70,7 +75,7 @@ def kept_aside(
             for txn in transactions
         ]
     for txn_id, plan_id, kind, txn_scope, finished, steps in rows:
-        if scope is not None and txn_scope != scope:
+        if (scope is not None and txn_scope != scope) or transaction not in (None, txn_id):
             continue
         finished = _aware(finished or now)
         left = ws.policy.retention_days - (now - finished).total_seconds() / 86400
@@ -111,7 +116,8 @@ def restore(
     with every file it held."""
     by = acting(by)
     authorize(by, Action.SUBMIT)
-    found = next((k for k in kept_aside(ws, by=by) if k.id == item), None)
+    aside_of = kept_aside(ws, transaction=item.partition("/")[0], by=by)
+    found = next((k for k in aside_of if k.id == item), None)
     if found is None:
         raise NotFoundError(
             f"nothing kept aside is called {item!r}",

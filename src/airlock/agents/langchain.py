@@ -539,7 +539,7 @@ class _Tools:
             )
             return (
                 f"Plan {plan_id} was not applied: {asked}it needs a person's approval "
-                f"({', '.join(record.validation.needs_approval if record.validation else [])}); "
+                f"({', '.join(record.needs_approval)}); "
                 f"an agent cannot approve it.\n{report_text(record)}"
             )
         return _applied(self.s.apply(plan_id))
@@ -735,7 +735,7 @@ def _operations(record: PlanRecord) -> list[dict[str, Any]]:
 
 
 def _needs_person(record: PlanRecord) -> bool:
-    return bool(record.validation is not None and record.validation.needs_approval)
+    return bool(record.needs_approval)
 
 
 def _decided_line(record: PlanRecord) -> str:

@@ -429,15 +429,7 @@ class AgentSession:
     def acting_as(self, token: str) -> AgentSession:
         """This scope as ``token``'s principal: how a person who resumes a paused agent run
         approves, rejects or rolls back as themselves (never as a name the resume claims)."""
-        from airlock.tokens import authenticate
-
-        principal = authenticate(self.ws, token.strip()) if isinstance(token, str) else None
-        if principal is None:
-            raise AuthenticationError(
-                "the approver token is not valid (unknown, malformed or revoked)",
-                hint="an administrator creates one with `airlock token create --role approver`",
-            )
-        return AgentSession(self.ws, self.scope, principal)
+        return AgentSession(self.ws, self.scope, _authenticated(self.ws, token, "approver"))
 
     # --- code ---------------------------------------------------------------------------------
 
@@ -449,12 +441,11 @@ class AgentSession:
         limits = default_limits(self.ws)
         if timeout:
             limits = dataclasses.replace(limits, timeout=float(min(timeout, MAX_TIMEOUT)))
-        before = len(self.draft.operations())
         shell = f"cd {shlex.quote(self.root)} 2>/dev/null; {command}"
         result = self.draft.execute(["/bin/sh", "-c", shell], limits=limits)
         out = result.outcome
         output = (out.stdout + out.stderr).decode("utf-8", "replace")
-        changes = len(self.draft.operations()) - before
+        changes = len(result.captured.operations)  # all joined the pending plan, or it raised
         return Ran(
             output=output,
             exit_code=out.exit_code,
@@ -531,7 +522,7 @@ def report_text(record: PlanRecord) -> str:
 def next_step(record: PlanRecord) -> str:
     """What can happen to a plan next, in a sentence for a model."""
     status, plan_id = record.status, record.id
-    waiting = record.validation is not None and record.validation.needs_approval
+    waiting = bool(record.needs_approval)
     if status == Status.VALIDATED and waiting:
         return (
             f"Next: plan {plan_id} waits for a person to approve or reject it (the review page, "
@@ -549,22 +540,28 @@ def next_step(record: PlanRecord) -> str:
     return f"Plan {plan_id} is {status}."
 
 
+def _authenticated(ws: Workspace, token: object, role: str) -> Principal:
+    """The principal of API token ``token`` (one for ``role`` is what the caller expects)."""
+    from airlock.tokens import authenticate
+
+    found = authenticate(ws, token.strip()) if isinstance(token, str) and token else None
+    if found is None:
+        what = "the token" if role == "agent" else f"the {role} token"
+        raise AuthenticationError(
+            f"{what} is not valid (unknown, malformed or revoked)",
+            hint=f"an administrator creates one with `airlock token create --role {role}`",
+        )
+    return found
+
+
 def open_session(
     workspace: str | Path, *, scope: str, token: str, database_url: str | None = None
 ) -> AgentSession:
     """A session over ``scope`` of the workspace at ``workspace``, acting as ``token``'s
     principal (an Airlock API token: ``airlock token create``)."""
-    from airlock.tokens import authenticate
-
     ws = Workspace(Path(workspace), database_url=database_url)
     try:
-        principal = authenticate(ws, token.strip()) if token else None
-        if principal is None:
-            raise AuthenticationError(
-                "the token is not valid (unknown, malformed or revoked)",
-                hint="an administrator creates one with `airlock token create --role agent`",
-            )
-        return AgentSession(ws, scope, principal)
+        return AgentSession(ws, scope, _authenticated(ws, token, "agent"))
     except BaseException:
         ws.close()
         raise

@@ -313,7 +313,7 @@ def plans(request: Request, tab: str = "review") -> Response:
     shown: list[PlanRecord] = []
     for record in listed:
         full = ws.get(record.id, by=who) if record.status == "validated" else record
-        needs = bool(full.validation and full.validation.needs_approval)
+        needs = bool(full.needs_approval)
         where = review.tab_of(record.status, needs)
         counts[where] += 1
         if where == tab and len(shown) < PLAN_LIST_LIMIT:

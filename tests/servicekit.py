@@ -284,3 +284,15 @@ def json_of(response: httpx.Response) -> Any:
             f"{response.request.method} {response.request.url} -> {response.status_code}, "
             f"not JSON: {response.text[:500]!r}"
         ) from None
+
+
+def signed_in(service: Service, role: Role = Role.APPROVER) -> httpx.Client:
+    """A client signed in to the review page with the role's token, as a browser would be."""
+    client = service.client()
+    response = client.post(
+        "/ui/sign-in",
+        data={"token": service.tokens[role], "next": "/ui/"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert response.status_code == 303, response.text
+    return client

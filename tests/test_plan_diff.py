@@ -11,10 +11,10 @@ from pathlib import Path
 
 from airlock import plan_diff
 from airlock.workspace import Workspace
-from servicekit import running_service
+from servicekit import running_service, signed_in
 from support import CASE, make_plan, person
 from test_cli import airlock, ok_json
-from test_review_page import SCOPE, signed_in, submitted
+from test_review_page import SCOPE, submitted
 
 OLD = "Dear Sir,\nthe quick brown fox\njumps over the lazy dog.\n"
 NEW = "Dear Sir,\nthe quick red fox\njumps over the lazy dog.\nA line the agent added.\n"

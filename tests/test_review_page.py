@@ -13,7 +13,7 @@ import pytest
 
 from airlock.service import plan_view
 from airlock.tokens import Role
-from servicekit import DEMO_CASE, Service, running_service
+from servicekit import DEMO_CASE, Service, running_service, signed_in
 
 SCOPE = f"projects/{DEMO_CASE}"
 LOOK_ALIKE = "invоice.pdf"  # the "о" is Cyrillic (U+043E)
@@ -25,18 +25,6 @@ RLO = "report\u202efdp.exe"  # reads as "reportexe.pdf"
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_service(tmp_path_factory.mktemp("page") / "ws") as running:
         yield running
-
-
-def signed_in(service: Service, role: Role = Role.APPROVER) -> httpx.Client:
-    """A client signed in to the review page with the role's token, as a browser would be."""
-    client = service.client()
-    response = client.post(
-        "/ui/sign-in",
-        data={"token": service.tokens[role], "next": "/ui/"},
-        headers={"Sec-Fetch-Site": "same-origin"},
-    )
-    assert response.status_code == 303, response.text
-    return client
 
 
 def submitted(service: Service, plan_id: str, operations: list[dict[str, Any]]) -> None:

@@ -23,9 +23,10 @@ API = "/api/v1"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 CLASSES = {cls.__name__: cls for cls in errors.error_classes()}
 CALLER_KINDS = {"AuthenticationError", "NotPermittedError", "BusyError", "StorageError"}
-NEVER_DOCUMENTED = {"AirlockError", "MethodNotAllowedError"}
+NEVER_DOCUMENTED = {"AirlockError", "MethodNotAllowedError", "PreviewError"}
 """Never an operation's answer: the root is never raised as it is; a wrong method reaches no
-operation (it is answered for the path, with ``Allow``)."""
+operation (it is answered for the path, with ``Allow``); a preview is only the review page's
+(not in the API's document)."""
 
 
 @pytest.fixture(scope="module")

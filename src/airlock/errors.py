@@ -19,6 +19,7 @@
     ├── StorageError                  exit 8   HTTP 507  the filesystem refused (full, read-only, denied)
     │   └── RecoveryError                                an interrupted apply or rollback is not undone
     ├── IntegrityError                exit 9   HTTP 500  the audit chain or state is damaged
+    ├── PreviewError                  exit 11  HTTP 422  a file cannot be previewed: download it
     ├── SandboxUnavailableError       exit 10  HTTP 503  no sandbox backend can run here
     └── InternalError                 exit 1   HTTP 500  an unexpected failure (a bug)
 
@@ -219,6 +220,13 @@ class IntegrityError(AirlockError):
 
     exit_code = 9
     http_status = 500
+
+
+class PreviewError(AirlockError):
+    """A file cannot be previewed (damaged, too large, or too slow to decode): download it."""
+
+    exit_code = 11
+    http_status = 422
 
 
 class SandboxUnavailableError(AirlockError):

@@ -8,6 +8,7 @@ outside this module builds a query; the engine's modules ask for rows by what th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -16,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import JSON, ColumnElement, and_, case, cast, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from airlock import audit, audit_anchor
+from airlock import audit, audit_anchor, plan_lists
 from airlock.db import (
     DecisionRow,
     DraftRow,
@@ -37,6 +38,7 @@ from airlock.db import (
 from airlock.errors import NotFoundError
 from airlock.lifecycle import Status, move
 from airlock.plan import Plan, stored_plan
+from airlock.plan_lists import ListedPlan, PlanFilter, PlanPage, Tab
 from airlock.records import PlanRecord
 from airlock.validate import Validation
 
@@ -74,6 +76,25 @@ def _plan_filters(status: str | None, scope: str | None) -> list[ColumnElement[b
     return filters
 
 
+def _lower_text(value: object) -> object:
+    """SQL ``airlock_lower``: ``lower`` for every script (SQLite's own folds ASCII alone)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _add_functions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_function("airlock_lower", 1, _lower_text, deterministic=True)
+
+
+def _tab_expression(needs_approval: ColumnElement[bool]) -> ColumnElement[str]:
+    """The tab of a plan row, in SQL: :func:`airlock.plan_lists.tab_of`, status by status."""
+    whens: list[tuple[ColumnElement[bool], str]] = []
+    for status, (if_needed, if_not) in plan_lists.tab_table().items():
+        if if_needed != if_not:
+            whens.append((and_(PlanRow.status == status, needs_approval), if_needed))
+        whens.append((PlanRow.status == status, if_not))
+    return case(*whens, else_=plan_lists.DEFAULT_TAB)
+
+
 class Store:
     """One workspace's state database (SQLite in ``.airlock/`` unless a URL is given)."""
 
@@ -85,6 +106,9 @@ class Store:
             or sqlite_url(state_dir / "airlock.db")
         )
         self.engine = make_engine(url)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        if self._sqlite:
+            event.listen(self.engine, "connect", _add_functions)
         try:
             migrate(self.engine, url)
             self._reads = sessionmaker(
@@ -191,6 +215,115 @@ class Store:
             }
             for plan_id, validation_id, valid, needs, errors, warnings, counts, written, removed in rows
         }
+
+    def plan_page(
+        self, session: Session, tab: Tab, where: PlanFilter, number: int, per_page: int
+    ) -> PlanPage:
+        """Page ``number`` (from 1) of the plans on ``tab`` that match ``where``, newest first,
+        with the latest validation of each (read from inside the stored report, never parsed
+        whole), how many match on every tab, and the scopes and authors to choose from: four
+        queries, whatever the number of plans."""
+        latest = (
+            select(ValidationRow.plan_id, func.max(ValidationRow.id).label("id"))
+            .group_by(ValidationRow.plan_id)
+            .subquery("latest")
+        )
+        report = ValidationRow.report
+        needs = func.coalesce(func.json_array_length(report["needs_approval"]), 0) > 0
+        on_tab = _tab_expression(needs)
+        joined = (
+            select()
+            .select_from(PlanRow)
+            .outerjoin(latest, latest.c.plan_id == PlanRow.id)
+            .outerjoin(ValidationRow, ValidationRow.id == latest.c.id)
+            .where(*self._list_filters(where))
+        )
+        counts: dict[Tab, int] = dict.fromkeys(plan_lists.TAB_KEYS, 0)
+        for key, count in session.execute(
+            joined.add_columns(on_tab, func.count()).group_by(on_tab)
+        ):
+            counts[key] += count
+        total = counts[tab]
+        pages = max(1, -(-total // per_page))
+        number = min(max(number, 1), pages)
+        rows = session.execute(
+            joined.add_columns(
+                PlanRow.id,
+                PlanRow.description,
+                PlanRow.scope,
+                PlanRow.author,
+                PlanRow.status,
+                PlanRow.created_at,
+                self._operation_count(),
+                ValidationRow.id,
+                ValidationRow.valid,
+                report["needs_approval"],
+                func.coalesce(func.json_array_length(report["errors"]), 0),
+                report["counts"],
+            )
+            .where(on_tab == tab)
+            .order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
+            .offset((number - 1) * per_page)
+            .limit(per_page)
+        )
+        plans = [
+            ListedPlan(
+                id=plan_id,
+                description=description,
+                scope=scope,
+                author=author,
+                status=status,
+                created_at=_utc(created_at),
+                operations=operations or 0,
+                validation_id=validation_id,
+                valid=bool(valid),
+                needs_approval=needs_approval or [],
+                error_count=error_count,
+                counts=report_counts or {},
+            )
+            for (
+                plan_id,
+                description,
+                scope,
+                author,
+                status,
+                created_at,
+                operations,
+                validation_id,
+                valid,
+                needs_approval,
+                error_count,
+                report_counts,
+            ) in rows
+        ]
+        scopes = session.scalars(select(PlanRow.scope).distinct().order_by(PlanRow.scope))
+        authors = session.scalars(select(PlanRow.author).distinct().order_by(PlanRow.author))
+        return PlanPage(tab, plans, total, counts, number, per_page, list(scopes), list(authors))
+
+    def _list_filters(self, where: PlanFilter) -> list[ColumnElement[bool]]:
+        filters = _plan_filters(None, where.scope)
+        if where.author:
+            filters.append(PlanRow.author == where.author)
+        if where.submitted_from is not None:
+            filters.append(PlanRow.created_at >= where.submitted_from)
+        if where.submitted_before is not None:
+            filters.append(PlanRow.created_at < where.submitted_before)
+        if where.text:
+            lower = func.airlock_lower if self._sqlite else func.lower
+            text = where.text.lower()
+            in_json = json.dumps(text, ensure_ascii=False)[1:-1]  # as the canonical JSON has it
+            filters.append(
+                lower(PlanRow.id).contains(text, autoescape=True)
+                | lower(PlanRow.description).contains(text, autoescape=True)
+                | lower(PlanRow.body).contains(in_json, autoescape=True)
+            )
+        return filters
+
+    def _operation_count(self) -> ColumnElement[int]:
+        """How many operations a plan has, counted in its canonical JSON (never parsed here)."""
+        if self._sqlite:
+            return func.json_array_length(PlanRow.body, "$.operations")
+        return func.json_array_length(cast(PlanRow.body, JSON)["operations"])
 
     @staticmethod
     def set_status(row: PlanRow, status: Status, reason: str | None = None) -> None:
@@ -389,6 +522,11 @@ class Store:
         while len(self._parsed) > _PARSED_KEPT:
             self._parsed.pop(next(iter(self._parsed)), None)
         return value
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def finished_before(txn: TransactionRow, cutoff: dt.datetime) -> bool:

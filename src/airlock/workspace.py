@@ -40,6 +40,7 @@ from airlock.lifecycle import Status
 from airlock.paths import STATE_DIR
 from airlock.permissions import Action, Principal, acting, authorize
 from airlock.plan import Write, check_plan_id, new_plan_id, parse_plan
+from airlock.plan_lists import PER_PAGE, PlanFilter, PlanPage, Tab
 from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.recording import record_decision, record_plan, record_validation
 from airlock.records import ApplyResult, PlanRecord, Recovered
@@ -199,6 +200,22 @@ class Workspace:
         authorize(acting(by), Action.READ)
         with self.store.read() as session:
             return self.store.validation_summaries(session, status, scope)
+
+    def plan_page(
+        self,
+        tab: Tab = "review",
+        where: PlanFilter | None = None,
+        *,
+        page: int = 1,
+        per_page: int = PER_PAGE,
+        by: Principal | None = None,
+    ) -> PlanPage:
+        """One page of the plans on ``tab`` (:func:`~airlock.plan_lists.tab_of`) that match
+        ``where``, newest first, with how many match on every tab: a few queries whatever the
+        number of plans, and no plan or report parsed."""
+        authorize(acting(by), Action.READ)
+        with self.store.read() as session:
+            return self.store.plan_page(session, tab, where or PlanFilter(), page, per_page)
 
     def validate(self, plan_id: str, *, by: Principal | None = None) -> PlanRecord:
         """Simulate the plan against the workspace now; record the report and its preconditions."""

@@ -9,7 +9,7 @@ note recorded beside that identity. Exit codes come from :mod:`airlock.errors` (
     0 ok · 1 unexpected error · 2 usage error · 3 bad input · 4 not found
     5 conflict (wrong status, stale plan, rollback conflict, invalid plan)
     6 not permitted (needs approval, invalid token) · 7 busy (scope locked) · 8 storage failure
-    9 integrity failure (audit chain broken) · 10 no sandbox can run here
+    9 integrity failure (audit chain broken) · 10 no sandbox can run here · 11 no preview
 
 The modules, one a command or a group of commands: :mod:`~airlock.cli.plans` (``airlock
 plan ...``), :mod:`~airlock.cli.runs` (``run``), :mod:`~airlock.cli.maintenance` (``init``,

@@ -140,7 +140,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def create_app(ws: Workspace, settings: Settings) -> FastAPI:
-    from airlock.service import agents, api, content, docs, runs, seed, web
+    from airlock.service import agents, api, content, docs, previews, runs, seed, web
 
     jobs = Jobs(ws, settings.apply_workers)
 
@@ -218,6 +218,7 @@ def create_app(ws: Workspace, settings: Settings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(agents.router)
     app.include_router(web.router)
+    app.include_router(previews.router)
     if settings.docs:
         docs.add_docs(app)
     app.add_middleware(

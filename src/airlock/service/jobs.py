@@ -16,10 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airlock.before_after import Listed, list_scope
 from airlock.errors import AirlockError, ErrorBody, as_airlock_error
 from airlock.locks import lock_key
 from airlock.permissions import Principal
 from airlock.records import ApplyResult
+from airlock.service.plan_view import TREE_LIMIT
 from airlock.workspace import Workspace
 
 log = logging.getLogger("airlock.service")
@@ -41,6 +43,10 @@ class Job:
     result: dict[str, Any] | None = None
     error: ErrorBody | None = None
     started_at: float = field(default_factory=time.time)
+    listing: tuple[list[Listed], bool] | None = None
+    """The scope as it was when the job began (before the plan for an apply, after it for a
+    rollback), for the plan's page to draw its trees while the files are between two states;
+    None for a plan too large to draw."""
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +94,15 @@ class Jobs:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def running(self, plan_id: str) -> Job | None:
+        """The plan's job that has begun and not finished, if this service runs one."""
+        with self._guard:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.plan_id == plan_id and job.state == "running" and not job.finished.is_set():
+                return job
+        return None
+
     def _drain(self, key: str) -> None:
         """Run the scope's jobs in order until its queue is empty."""
         more = True
@@ -116,6 +131,10 @@ class Jobs:
             job.done, job.total = done, total
 
         try:
+            record = self.ws.get(job.plan_id)
+            changes = record.validation.changes if record.validation else []
+            if len(changes) <= TREE_LIMIT:  # the jobs of a scope run one at a time: nothing moves
+                job.listing = list_scope(self.ws.storage, record.plan.scope)
             job.state = "running"
             result: ApplyResult
             if job.kind == "apply":

@@ -77,6 +77,8 @@ class PlanView:
     pager: Pager
     rows: list[Change]
     """The changes on this page, in the order listed."""
+    numbers: list[int]
+    """Each row's place in the validation's changes, from 1 (how its files are opened)."""
     operations: list[tuple[int, object, bool]]
     """For a plan without changes: this page's operations (index, operation, refused)."""
     trees: before_after.Trees | None
@@ -91,6 +93,8 @@ class PlanView:
     """Errors and warnings not listed, counted by code."""
     op_warnings: dict[int, list[Issue]] = field(default_factory=dict)
     """The warnings of the operations on this page, by operation index."""
+    between: bool = False
+    """The files are between two states (an apply or rollback runs elsewhere): no trees."""
 
 
 def page_number(text: str) -> int:
@@ -106,10 +110,11 @@ def pager(total: int, number: int, per_page: int) -> Pager:
     return Pager(number, pages, start + 1 if last > start else 0, last, total)
 
 
-def ordered(changes: list[Change]) -> list[Change]:
-    """The changes as the page lists them (:data:`ORDER`; the plan's order within a kind)."""
+def ordered(changes: list[Change]) -> list[int]:
+    """The indexes of the changes in the order the page lists them (:data:`ORDER`; the plan's
+    order within a kind)."""
     rank = {action: index for index, action in enumerate(ORDER)}
-    return sorted(changes, key=lambda change: rank[change.action])
+    return sorted(range(len(changes)), key=lambda n: rank[changes[n].action])
 
 
 def folder_counts(changes: list[Change], scope: str) -> list[FolderCount]:
@@ -132,32 +137,38 @@ def build(
     applied: bool,
     page: int = 1,
     content: ContentStore | None = None,
+    listing: tuple[list[before_after.Listed], bool] | None = None,
+    between: bool = False,
 ) -> PlanView:
     """What the page of ``plan`` shows at ``page``. ``applied``: the scope is as the plan left it
-    (the trees are rebuilt backwards); reads the scope only to draw the trees."""
+    (the trees are rebuilt backwards); reads the scope only to draw the trees, unless given its
+    ``listing`` (as :func:`~airlock.before_after.list_scope` returns it). ``between``: the files
+    are between two states (an apply or rollback runs) and no listing was kept: no trees."""
     per_page = CHANGES_PER_PAGE
     changes = validation.changes if validation else []
     errors = validation.errors if validation else []
     warnings = validation.warnings if validation else []
     if changes:
         paging = pager(len(changes), page, per_page)
-        rows = ordered(changes)[paging.first - 1 : paging.last]
+        numbers = [n + 1 for n in ordered(changes)[paging.first - 1 : paging.last]]
+        rows = [changes[n - 1] for n in numbers]
         operations: list[tuple[int, object, bool]] = []
     else:
         paging = pager(len(plan.operations), page, per_page)
         refused = {issue.op for issue in errors}
-        rows = []
+        rows, numbers = [], []
         operations = [
             (index, plan.operations[index], index in refused)
             for index in range(paging.first - 1, paging.last)
         ]
-    view = PlanView(pager=paging, rows=rows, operations=operations, trees=None)
-    if changes and len(changes) <= TREE_LIMIT:
-        listing, truncated = before_after.list_scope(storage, plan.scope)
+    view = PlanView(paging, rows, numbers, operations, trees=None)
+    view.between = between and listing is None
+    if changes and len(changes) <= TREE_LIMIT and not view.between:
+        entries, truncated = listing or before_after.list_scope(storage, plan.scope)
         view.trees = before_after.build_trees(
-            plan.scope, listing, changes, applied=applied, truncated=truncated
+            plan.scope, entries, changes, applied=applied, truncated=truncated
         )
-    elif changes:
+    elif changes and not view.between:
         folders = folder_counts(changes, plan.scope)
         view.folders, view.more_folders = folders[:FOLDERS_LISTED], len(folders) - FOLDERS_LISTED
     written = sorted(

@@ -1,5 +1,5 @@
 """What the review page shows besides the folder trees, computed from plain data: previews of the
-files a plan writes, the plan's tab on the list, labels, ages, badges and event summaries.
+files a plan writes, labels (the list's tabs, statuses, events), ages, badges and event summaries.
 
 The trees before and after a plan are built in the core, by :mod:`airlock.before_after`.
 """
@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from airlock.audit import UNREADABLE
 from airlock.before_after import scope_relative
 from airlock.content import ContentStore
 from airlock.errors import AirlockError
 from airlock.plan import Plan, Write
+from airlock.plan_lists import TAB_KEYS, Tab
+from airlock.plan_lists import tab_of as tab_of
 from airlock.validation import Change
 
 PREVIEW_LINES = 40
@@ -75,33 +76,17 @@ def previews(
     return out
 
 
-Tab = Literal["review", "ready", "applied", "failed", "rolled_back", "rejected"]
-
-TABS: list[tuple[Tab, str]] = [
-    ("review", "Needs review"),
-    ("ready", "Ready to apply"),
-    ("applied", "Applied"),
-    ("failed", "Failed"),
-    ("rolled_back", "Rolled back"),
-    ("rejected", "Rejected"),
-]
-
-
-def tab_of(status: str, needs_approval: bool) -> Tab:
-    """Which list a plan belongs on, from the reviewer's point of view."""
-    if status == "validated":
-        return "review" if needs_approval else "ready"
-    if status == "approved":
-        return "ready"
-    if status in ("applied", "applying", "rolling_back"):
-        return "applied"
-    if status in ("failed", "invalid"):
-        return "failed"
-    if status == "rolled_back":
-        return "rolled_back"
-    if status == "rejected":
-        return "rejected"
-    return "review"  # submitted, not checked yet
+TAB_LABELS: dict[Tab, str] = {
+    "review": "Needs review",
+    "ready": "Ready to apply",
+    "applied": "Applied",
+    "failed": "Failed",
+    "rolled_back": "Rolled back",
+    "rejected": "Rejected",
+}
+TABS: list[tuple[Tab, str]] = [(key, TAB_LABELS[key]) for key in TAB_KEYS]
+"""The list's tabs, in order, with their labels (which plan is on which: ``tab_of``, in the
+core's :mod:`airlock.plan_lists`)."""
 
 
 STATUS_LABELS = {

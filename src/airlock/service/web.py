@@ -27,13 +27,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from airlock import plan_diff, text_diff
+from airlock import plan_diff, plan_lists, text_diff
 from airlock.before_after import scope_relative
 from airlock.errors import (
     AirlockError,
@@ -44,7 +44,6 @@ from airlock.errors import (
     RollbackConflictError,
 )
 from airlock.permissions import Action, Principal, allowed_actions, authorize, refusal
-from airlock.records import PlanRecord
 from airlock.report import human_bytes, reasons
 from airlock.service import plan_view, review
 from airlock.service.deps import jobs as _jobs
@@ -95,8 +94,6 @@ DONE_MESSAGES = {
     "rejected": "Rejected. The plan will not be applied.",
     "validated": "Checked again against the files as they are now.",
 }
-
-PLAN_LIST_LIMIT = 200
 
 SESSION_COOKIE = "airlock_session"
 SECURE_SESSION_COOKIE = "__Host-airlock_session"
@@ -298,34 +295,59 @@ def sign_out(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") 
 
 
 @router.get("/", response_class=HTMLResponse)
-def plans(request: Request, tab: str = "review") -> Response:
+def plans(request: Request) -> Response:
+    """The list of plans: one tab, filtered (``q``, ``case``, ``author``, ``from``, ``to``), a
+    page (``page``) at a time; a filter that cannot be read is ignored and said so."""
     who = _who(request)
     if who is None:
         return _to_sign_in(request)
-    ws = _ws(request)
+    asked = request.query_params
+    tab: plan_lists.Tab = next((k for k in plan_lists.TAB_KEYS if k == asked.get("tab")), "review")
+    problems: list[str] = []
+    text = asked.get("q", "").strip()
+    if len(text) > plan_lists.TEXT_LIMIT:
+        problems.append(f"The search was cut to its first {plan_lists.TEXT_LIMIT} characters.")
+    days: dict[str, dt.date | None] = {}
+    for key in ("from", "to"):
+        try:
+            days[key] = plan_lists.parse_day(asked.get(key, ""))
+        except InputError as exc:
+            days[key] = None
+            problems.append(f"{exc.message} ({exc.hint}): the “{key}” date is not applied.")
+    where = plan_lists.PlanFilter(
+        scope=asked.get("case") or None,
+        author=asked.get("author") or None,
+        since=days["from"],
+        until=days["to"],
+        text=text,
+    )
     try:
-        listed = ws.list_plans(by=who)
+        listing = _ws(request).plan_page(
+            tab, where, page=plan_view.page_number(asked.get("page", "")), by=who
+        )
     except AirlockError as exc:
         return _error_page(request, who, exc)
-    if tab not in dict(review.TABS):
-        tab = "review"
-    counts: dict[str, int] = {key: 0 for key, _label in review.TABS}
-    shown: list[PlanRecord] = []
-    for record in listed:
-        full = ws.get(record.id, by=who) if record.status == "validated" else record
-        needs = bool(full.needs_approval)
-        where = review.tab_of(record.status, needs)
-        counts[where] += 1
-        if where == tab and len(shown) < PLAN_LIST_LIMIT:
-            shown.append(full if full.validation is not None else ws.get(record.id, by=who))
+    asked_for = {
+        "q": where.text,
+        "case": where.scope or "",
+        "author": where.author or "",
+        "from": where.since.isoformat() if where.since else "",
+        "to": where.until.isoformat() if where.until else "",
+    }
+    filters = urlencode({key: value for key, value in asked_for.items() if value})
     return _page(
         request,
         "plans.html",
         who,
         tab=tab,
-        counts=counts,
-        plans=shown,
-        more=counts[tab] - len(shown),
+        listing=listing,
+        plans=listing.plans,
+        counts=listing.tab_counts,
+        pager=plan_view.pager(listing.total, listing.number, listing.per_page),
+        where=where,
+        asked=asked_for,
+        filters=filters,
+        problems=problems,
     )
 
 
@@ -356,13 +378,19 @@ def _plan_page(
     allowed = allowed_actions(who, record)
     validation = record.validation
     changes = validation.changes if validation else []
+    # While an apply or rollback runs the files are between two states: the trees are drawn
+    # from the scope as the job found it when it began (if this service runs it).
+    between = record.status in ("applying", "rolling_back")
+    running = _jobs(request).running(plan_id) if between else None
     view = plan_view.build(
         record.plan,
         validation,
         ws.storage,
-        applied=record.status in ("applied", "rolling_back"),
+        applied=record.status == "applied" or (running is not None and running.kind == "rollback"),
         page=page,
         content=ws.content,
+        listing=running.listing if running is not None else None,
+        between=between,
     )
     chain = ws.audit_verify_plan(plan_id, by=who)
     diffs, more_diffs = plan_diff.page_diffs(ws, record, (c.op for c in view.rows))

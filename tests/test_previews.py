@@ -104,17 +104,17 @@ def test_a_decoder_over_its_time_is_stopped(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_decoder_cannot_write_a_file(tmp_path: Any) -> None:
-    # RLIMIT_FSIZE 0 in the child: the one way a decoder's bug could leave something behind.
+    # RLIMIT_FSIZE 0, set by the child on itself before it reads the file: the one way a
+    # decoder's bug could leave something behind.
     import subprocess
     import sys
 
     target = tmp_path / "written"
-    done = subprocess.run(
-        [sys.executable, "-c", f"import os; os.write(os.open({str(target)!r}, 65), b'x')"],
-        preexec_fn=previews._limits,
-        capture_output=True,
-        check=False,
+    script = (
+        "from airlock import previews; previews._limits(); import os; "
+        f"os.write(os.open({str(target)!r}, 65), b'x')"
     )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
     assert done.returncode != 0 and b"File too large" in done.stderr
     assert not target.exists() or target.stat().st_size == 0
 
@@ -348,3 +348,12 @@ def test_while_an_apply_runs_before_is_the_folder_as_it_was(
             break
         threading.Event().wait(0.05)
     assert (case / "Sorted/b.txt").exists()
+
+
+def test_the_decoder_runs_as_nobody_only_where_nobody_can_reach_python(tmp_path: Any) -> None:
+    # A Python under a folder only its owner may enter (pyenv's /root/.pyenv) cannot be run by
+    # nobody: the decoder then keeps the service's account rather than failing every preview.
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    (hidden / "python").write_text("")
+    assert not previews._others_may_run(str(hidden / "python"))

@@ -200,7 +200,9 @@ def _decoded(what: str, kind: str, page: int, data: bytes) -> bytes:
     return out
 
 
-def _limits() -> None:  # pragma: no cover - runs in the child, before Python starts
+def _limits() -> None:
+    """The child's limits, set by the child on itself before it reads a byte of the file (not in
+    a ``preexec_fn``, which is unsafe in a service's threads)."""
     cpu = int(TIME_LIMIT) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
@@ -230,7 +232,6 @@ def _in_child(what: str, kind: str, page: int, data: bytes) -> bytes:
             input=data,
             capture_output=True,
             timeout=TIME_LIMIT,
-            preexec_fn=_limits,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             cwd="/",
             check=False,
@@ -313,6 +314,7 @@ def _child_render(kind: str, page: int, data: bytes) -> bytes:  # pragma: no cov
 
 def _child_main(argv: list[str]) -> int:  # pragma: no cover - in the child
     what, kind, page = argv[0], argv[1], int(argv[2])
+    _limits()
     data = sys.stdin.buffer.read()
     try:
         if what == "inspect":

@@ -42,6 +42,7 @@ from airlock.errors import (
 )
 from airlock.permissions import Action, Principal, authorize
 from airlock.plan import Copy, Delete, Mkdir, Move, Plan, Write, canonical_json, parse_plan
+from airlock.plan_files import trace
 from airlock.sandbox.base import Limits
 from airlock.simulate import simulated
 from airlock.storage.base import Kind
@@ -82,15 +83,11 @@ def origin(
     """Where the bytes of the file at workspace path ``path`` after ``operations`` (a plan over
     ``scope``) come from: the SHA-256 of a body in the content store (a write), or the path of
     a real file."""
-    for op in reversed(operations):
-        if isinstance(op, Write) and scope + paths.parse(op.path) == path:
-            assert op.sha256 is not None  # pending writes are always stored
-            return op.sha256
-        if isinstance(op, Copy | Move):
-            destination = scope + paths.parse(op.destination)
-            if path[: len(destination)] == destination:
-                path = scope + paths.parse(op.source) + path[len(destination) :]
-    return path
+    found = trace(operations, scope, path)
+    if isinstance(found, Write):
+        assert found.sha256 is not None  # pending writes are always stored
+        return found.sha256
+    return found
 
 
 _NOTHING = Validation(

@@ -123,7 +123,7 @@ class FileSide:
         return hashlib.sha256(data).hexdigest() == self.sha256
 
 
-def _trace(operations: list[Operation], scope: RelPath, path: RelPath) -> Write | RelPath:
+def trace(operations: list[Operation], scope: RelPath, path: RelPath) -> Write | RelPath:
     """What the file at ``path`` after ``operations`` is: a write of theirs, or a real path."""
     for op in reversed(operations):
         if isinstance(op, Write) and scope + paths.parse(op.path) == path:
@@ -191,7 +191,7 @@ def file_side(ws: Workspace, record: PlanRecord, number: int, side: str) -> File
         # What was moved or copied is where the plan put it (so is what it wrote).
         return _real(here, paths.parse(change.path, stored=True), "the file as it is now")
     operations = plan.operations[: change.op + (0 if before else 1)]
-    traced = _trace(operations, scope, paths.parse(path, stored=True))
+    traced = trace(operations, scope, paths.parse(path, stored=True))
     if isinstance(traced, Write):
         return _write(here, traced, "the body an earlier operation of the plan writes")
     what = "the file as it is now" if before else f"the file now at {render(traced)}"

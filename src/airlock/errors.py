@@ -276,10 +276,19 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 _TREE_CHANGED: Final = frozenset(
-    {_errno.ENOENT, _errno.EEXIST, _errno.ENOTDIR, _errno.EISDIR, _errno.ENOTEMPTY, _errno.ELOOP}
+    {
+        _errno.ENOENT,
+        _errno.EEXIST,
+        _errno.ENOTDIR,
+        _errno.EISDIR,
+        _errno.ENOTEMPTY,
+        _errno.ELOOP,
+        _errno.ESTALE,
+    }
 )
 """``OSError`` numbers that mean an entry appeared, vanished or changed kind (or a link stands
-where a folder was): not a refusal of the filesystem, a change of the tree."""
+where a folder was, or an object store refused a write whose precondition no longer held): not
+a refusal of the store, a change of the tree."""
 
 
 def failed_and_undone(

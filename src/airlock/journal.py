@@ -213,7 +213,7 @@ def run_steps(
         try:
             _do(storage, step, content)
         except (OSError, AirlockError) as exc:
-            happened = index + 1 if _may_be_half_done(step, exc) else index
+            happened = index + 1 if _may_be_half_done(step, exc, storage) else index
             _fail(storage, steps, index, happened, cursor, exc)
         if progress is not None and (index % 256 == 0 or index + 1 == total):
             progress(index + 1, total)
@@ -237,14 +237,15 @@ def _fail(
     raise StepFailed(index, steps[index], exc) from exc
 
 
-def _may_be_half_done(step: Step, exc: BaseException) -> bool:
+def _may_be_half_done(step: Step, exc: BaseException, storage: Storage) -> bool:
     """Whether a step that raised may have changed the tree.
 
     ``mkdir``, ``rmdir`` and ``rename`` are single system calls: when they fail, nothing
-    happened. ``create`` and ``copy`` may have made part of their file or tree, unless they
-    failed before making anything (the target already exists, or a link stood in the path).
+    happened (a ``rename`` on a store without atomic renames may have moved part of a folder).
+    ``create`` and ``copy`` may have made part of their file or tree, unless they failed before
+    making anything (the target already exists, or a link stood in the path).
     """
-    if step.kind in ("mkdir", "rmdir", "rename"):
+    if step.kind in ("mkdir", "rmdir") or (step.kind == "rename" and storage.atomic_rename):
         return False
     if isinstance(exc, FileExistsError):
         return False
@@ -335,8 +336,7 @@ def _undo(storage: Storage, step: Step) -> None:
         if storage.stat(step.path) is None:
             storage.mkdir(step.path)
     elif step.kind == "rename":
-        if storage.stat(step.path) is None and storage.stat(step.target) is not None:
-            storage.rename(step.target, step.path)
+        storage.move_back(step.path, step.target)
     elif step.kind == "create":
         if storage.stat(step.path) is not None:
             storage.unlink(step.path)

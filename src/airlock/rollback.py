@@ -103,7 +103,7 @@ def identity_now(storage: Storage, path: RelPath, placed: set[RelPath], made: bo
             if inner in placed or found is None:
                 continue
             if not made:
-                yield render(inner), found.fingerprint()
+                yield render(inner), found.fingerprint(lasting=True)
             elif found.kind is Kind.FILE:
                 yield render(inner), [str(Kind.FILE), storage.sha256(path + inner)]
             else:

@@ -288,7 +288,7 @@ class View:
             if isinstance(node, Real):
                 entry = self.real_stat(node.real)
                 assert entry is not None
-                yield render(inner), entry.fingerprint()
+                yield render(inner), entry.fingerprint(lasting=True)
                 is_dir = entry.kind is Kind.DIR
             elif isinstance(node, VFile):
                 yield render(inner), [str(Kind.FILE), node.sha]

@@ -45,20 +45,34 @@ class Entry:
     ctime_ns: int
     ino: int
     nlink: int
+    version: int = 0
+    """The store's own version of the entry where it keeps one (a GCS object's generation,
+    new with every write and every move); 0 on a filesystem."""
+    checksums: str = ""
+    """Checksums the store already holds, without reading the bytes (GCS: md5 and crc32c)."""
 
-    def fingerprint(self) -> list[object]:
+    def fingerprint(self, *, lasting: bool = False) -> list[object]:
         """What must be unchanged for a validated plan to still hold (compared at apply).
 
         A folder is identified by its inode alone: its times change whenever any child does,
-        and the children a plan depends on are recorded on their own.
+        and the children a plan depends on are recorded on their own. ``lasting``: only what a
+        rename keeps (for the entries inside a moved folder, which a store without atomic
+        folder renames writes anew under the new name).
         """
         if self.kind is Kind.DIR:
             return [str(self.kind), self.ino]
-        return [str(self.kind), self.size, self.mtime_ns, self.ctime_ns, self.ino]
+        found: list[object] = [str(self.kind), self.size, self.mtime_ns, self.ctime_ns, self.ino]
+        if self.version and not lasting:
+            found += [self.version, self.checksums]
+        return found
 
 
 class Storage(ABC):
     """A workspace's files. See the module docstring for the contract."""
+
+    atomic_rename = True
+    """Whether ``rename`` moves a folder in one step. A store where it cannot (an object store)
+    moves it object by object and must then undo a half-done move in :meth:`move_back`."""
 
     @abstractmethod
     def stat(self, path: RelPath) -> Entry | None:
@@ -95,6 +109,12 @@ class Storage(ABC):
     @abstractmethod
     def sync(self) -> None:
         """Make every change made so far durable."""
+
+    def move_back(self, source: RelPath, destination: RelPath) -> None:
+        """Undo ``rename(source, destination)`` if it happened (the journal's undo of a move;
+        on a store without atomic renames, also from any half-done point)."""
+        if self.stat(source) is None and self.stat(destination) is not None:
+            self.rename(destination, source)
 
     def name_max(self) -> int:
         """The longest name, in bytes, this store accepts."""

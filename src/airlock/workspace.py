@@ -45,11 +45,20 @@ from airlock.policy import DEFAULT_POLICY_TOML, Policy, load_policy
 from airlock.recording import record_decision, record_plan, record_validation
 from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
-from airlock.storage import Storage
-from airlock.storage.local import LocalStorage
+from airlock.storage import Storage, open_storage
 from airlock.store import Store, ValidationSummary
 from airlock.transactions import APPLY, ROLLBACK, Transactions, audit_change
 from airlock.validate import validate
+
+STORAGE_FILE = "storage"
+"""In the state folder: the location of the files when they are not in the workspace folder."""
+
+
+def stored_location(state_dir: Path) -> str | None:
+    try:
+        return (state_dir / STORAGE_FILE).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
 
 
 class Workspace:
@@ -71,7 +80,9 @@ class Workspace:
                 hint=f"run `airlock init --workspace {self.root}` first",
             )
         self.policy: Policy = load_policy(self.state_dir / "policy.toml")
-        self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
+        self.location = stored_location(self.state_dir) or str(self.root)
+        """Where the files are: this folder, or an address such as ``gs://BUCKET/prefix``."""
+        self.storage: Storage = storage if storage is not None else open_storage(self.location)
         self.content = ContentStore(self.state_dir / "content")
         """File bodies too big to keep inline in a plan (see :mod:`airlock.content`)."""
         try:
@@ -89,21 +100,46 @@ class Workspace:
             self.transactions.recovered.extend(self.recover())
 
     @classmethod
-    def init(cls, root: Path, *, database_url: str | None = None) -> Workspace:
-        """Prepare ``root`` (creating it and its default areas if missing) and open it."""
+    def init(
+        cls, root: Path, *, database_url: str | None = None, storage: str | None = None
+    ) -> Workspace:
+        """Prepare ``root`` (creating it and its default areas if missing) and open it.
+
+        ``storage`` puts the files elsewhere (``gs://BUCKET[/prefix]``); the state (policy,
+        journal, locks, stored bodies, the database) stays in ``root/.airlock`` on local disk."""
         root = Path(root).absolute()
         if root.exists() and not root.is_dir():
             raise InputError(f"{str(root)!r} is not a folder", hint="choose a folder")
         state = root / STATE_DIR
-        for sub in ("trash", "journal", "locks"):
-            (state / sub).mkdir(parents=True, exist_ok=True)
-        state.chmod(0o700)
-        policy_file = state / "policy.toml"
-        if not policy_file.exists():
-            policy_file.write_text(DEFAULT_POLICY_TOML, encoding="utf-8")
-        for area in load_policy(policy_file).areas:
-            (root / area).mkdir(exist_ok=True)
-        return cls(root, database_url=database_url)
+        location = stored_location(state)
+        if storage is not None and location not in (None, storage):
+            raise InputError(
+                f"{str(root)!r} is already the workspace of {location!r}, not {storage!r}",
+                hint="choose another folder for the state of the new location",
+            )
+        files = open_storage(storage) if storage is not None else None
+        try:
+            for sub in ("trash", "journal", "locks"):
+                (state / sub).mkdir(parents=True, exist_ok=True)
+            state.chmod(0o700)
+            if storage is not None:
+                (state / STORAGE_FILE).write_text(storage + "\n", encoding="utf-8")
+            policy_file = state / "policy.toml"
+            if not policy_file.exists():
+                policy_file.write_text(DEFAULT_POLICY_TOML, encoding="utf-8")
+            if files is None:
+                for area in load_policy(policy_file).areas:
+                    (root / area).mkdir(exist_ok=True)
+            else:
+                areas = [(area,) for area in load_policy(policy_file).areas]
+                for folder in [(STATE_DIR,), (STATE_DIR, "trash"), *areas]:
+                    if files.stat(folder) is None:
+                        files.mkdir(folder)
+        except BaseException:
+            if files is not None:
+                files.close()
+            raise
+        return cls(root, database_url=database_url, storage=files)
 
     def close(self) -> None:
         self.store.close()

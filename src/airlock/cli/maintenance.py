@@ -5,6 +5,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from airlock.cli.context import acting_as, open_workspace, raise_missing_workspace
@@ -12,24 +13,41 @@ from airlock.cli.options import JsonOpt, TokenOpt, WorkspaceOpt
 from airlock.cli.output import EXIT_NOT_RECOVERED, emit, err, guard, out
 
 
-def init(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+def init(
+    workspace: WorkspaceOpt = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="LOCATION",
+            help="Where the files are, when not in the workspace folder: gs://BUCKET or gs://BUCKET/PREFIX "
+            "(needs airlock[gcs] and Google credentials, or STORAGE_EMULATOR_HOST). The state "
+            "(policy, journal, database) stays in the workspace folder on local disk.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Prepare a folder as an Airlock workspace (state in DIR/.airlock, default policy)."""
     with guard(as_json):
         if workspace is None:
             raise_missing_workspace()
         from airlock.workspace import Workspace
 
-        ws = Workspace.init(workspace)
+        ws = Workspace.init(workspace, storage=storage)
         ws.close()
     emit(
         as_json,
         {
             "workspace": str(ws.root),
+            "files": ws.location,
             "state": str(ws.state_dir),
             "policy": str(ws.state_dir / "policy.toml"),
         },
         lambda: out.print(
-            f"Workspace ready at [bold]{ws.root}[/bold]; policy in {ws.state_dir / 'policy.toml'}"
+            f"Workspace ready at [bold]{ws.root}[/bold]"
+            + (f" for the files in [bold]{escape(ws.location)}[/bold]" if storage else "")
+            + f"; policy in {ws.state_dir / 'policy.toml'}"
         ),
     )
 

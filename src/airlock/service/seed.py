@@ -18,7 +18,7 @@ from sqlalchemy import text
 from typing_extensions import TypedDict
 
 from airlock.content import ContentStore
-from airlock.errors import NotFoundError
+from airlock.errors import AirlockError, NotFoundError
 from airlock.permissions import Action, Principal, refusal
 from airlock.plan import Copy, Delete, Mkdir, Move, Operation
 from airlock.records import PlanRecord
@@ -290,7 +290,11 @@ def seed_rollback(
 def health(ws: WorkspaceDep) -> Health:
     root = ws.root
     mounted = root.is_dir()
-    projects = (root / "projects").is_dir() and os.access(root / "projects", os.R_OK | os.X_OK)
+    try:  # through the storage: the files may be in a bucket, not under the workspace folder
+        ws.storage.listdir(("projects",))
+        projects = True
+    except (OSError, AirlockError):
+        projects = False
     writable = mounted and os.access(ws.state_dir, os.W_OK)
     try:
         with ws.read_session() as session:

@@ -217,12 +217,7 @@ class GcsStorage(Storage):
         if isinstance(exc, gexc.NotFound):
             return FileNotFoundError(errno.ENOENT, "no such object", where)
         if isinstance(exc, gexc.PreconditionFailed):
-            return StorageError(
-                f"could not {action} {where!r}: the object changed since Airlock looked at it "
-                "(its generation no longer matches)",
-                hint="another writer is changing the bucket; validate the plan again",
-                errno=errno.ESTALE,
-            )
+            return _stale(action, where)
         if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
             return StorageError(
                 f"could not {action} {where!r}: permission denied by GCS ({exc})",
@@ -239,7 +234,9 @@ class GcsStorage(Storage):
             raise self._error(exc, "look up", key) from exc
         return None if blob is None else Obj.of(blob)
 
-    def _list(self, prefix: str, *, delimiter: str | None = "/", max_results: int | None = None) -> tuple[list[Obj], set[str]]:
+    def _list(
+        self, prefix: str, *, delimiter: str | None = "/", max_results: int | None = None
+    ) -> tuple[list[Obj], set[str]]:
         try:
             pages = self.client.list_blobs(
                 self.bucket, prefix=prefix, delimiter=delimiter, max_results=max_results
@@ -290,7 +287,7 @@ class GcsStorage(Storage):
                 return there  # a retried call whose first attempt had succeeded
             if there is not None:
                 raise FileExistsError(errno.EEXIST, "already exists", key) from None
-            raise self._error(self._gexc.PreconditionFailed("changed"), "move", source.name) from None
+            raise _stale("move", source.name) from None
         except self._gexc.NotFound:
             raise FileNotFoundError(errno.ENOENT, "source object is gone", source.name) from None
         except self._gexc.GoogleAPIError as exc:
@@ -526,7 +523,7 @@ class GcsStorage(Storage):
         self._new_name(path)
         carried = metadata or {INO_KEY: str(secrets.randbits(62)), MTIME_KEY: _rfc3339(_now_ns())}
         with tempfile.TemporaryFile() as empty:
-            placeholder = self._write(self._folder_key(path), empty, 0, carried)  # type: ignore[arg-type]
+            placeholder = self._write(self._folder_key(path), empty, 0, carried)
         self._forget(path)
         if self._batch.folders is not None:
             parent = self._info(path[:-1])
@@ -600,13 +597,14 @@ class GcsStorage(Storage):
         if placeholder is None:
             marker[MTIME_KEY] = _rfc3339(_now_ns())
         with tempfile.TemporaryFile() as empty:
-            new_placeholder = self._write(dst_key, empty, 0, marker)  # type: ignore[arg-type]
+            new_placeholder = self._write(dst_key, empty, 0, marker)
         self._forget(source)
         self._forget(destination)
         objects, _ = self._list(src_key, delimiter=None)
         inner = [obj for obj in objects if obj.name != src_key]
         self._each(
-            inner, lambda obj: self._move_object(obj, dst_key + obj.name[len(src_key) :], obj.carried())
+            inner,
+            lambda obj: self._move_object(obj, dst_key + obj.name[len(src_key) :], obj.carried()),
         )
         if placeholder is not None:
             self._delete(placeholder)
@@ -678,7 +676,9 @@ class GcsStorage(Storage):
             raise StorageError(
                 f"{len(failures)} of {len(objects)} object(s) could not be moved or removed: {text}",
                 hint=getattr(first, "hint", "") or "check the bucket, then run `airlock recover`",
-                errno=errno.ESTALE if isinstance(first, FileExistsError) else getattr(first, "errno", None),
+                errno=errno.ESTALE
+                if isinstance(first, FileExistsError)
+                else getattr(first, "errno", None),
             ) from first
 
     def copy_file(self, source: RelPath, destination: RelPath) -> None:
@@ -728,7 +728,7 @@ class GcsStorage(Storage):
         for rel in sorted(entries, key=lambda rel: rel):
             if any(rel[:d] in files and rel[:d] not in folders for d in range(1, len(rel))):
                 continue
-            if any(entries.get(rel[:d], None) is None for d in range(1, len(rel))):
+            if any(entries.get(rel[:d]) is None for d in range(1, len(rel))):
                 continue
             yield (*path, *rel), entries[rel]
 
@@ -747,7 +747,9 @@ class GcsStorage(Storage):
         top = self._folder_key(path)
         objects, _ = self._list(top, delimiter=None)
         self._each([o for o in objects if not o.name.endswith("/")], self._delete)
-        placeholders = sorted((o for o in objects if o.name.endswith("/")), key=lambda o: -len(o.name))
+        placeholders = sorted(
+            (o for o in objects if o.name.endswith("/")), key=lambda o: -len(o.name)
+        )
         for placeholder in placeholders:
             self._delete(placeholder)
         self._forget(path)
@@ -760,6 +762,15 @@ class GcsStorage(Storage):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _stale(action: str, where: str) -> StorageError:
+    return StorageError(
+        f"could not {action} {where!r}: the object changed since Airlock looked at it "
+        "(its generation no longer matches)",
+        hint="another writer is changing the bucket; validate the plan again",
+        errno=errno.ESTALE,
+    )
 
 
 def _now_ns() -> int:
@@ -790,9 +801,17 @@ def make_client() -> Any:
             _http=session,
         )
     import google.auth
+    import google.auth.exceptions
     from google.auth.transport.requests import AuthorizedSession
 
-    credentials, project = google.auth.default()  # type: ignore[no-untyped-call]
+    try:
+        credentials, project = google.auth.default()
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise StorageError(
+            f"no Google Cloud credentials on this machine to reach the bucket ({exc})",
+            hint="run `gcloud auth application-default login`, or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service account's key file",
+        ) from None
     authorized = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
     authorized.mount("https://", adapter)
     return storage.Client(project=project, credentials=credentials, _http=authorized)

@@ -8,6 +8,7 @@ import pytest
 
 from airlock.workspace import Workspace
 from crashkit import Mounts
+from gcskit import Gcs
 from support import CASE
 
 
@@ -39,3 +40,12 @@ def mounts() -> Iterator[Mounts]:
         yield made
     finally:
         made.undo()
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[Gcs]:
+    """A GCS emulator behind its precondition proxy (see gcskit), shared by the session: each
+    test makes its own bucket."""
+    started = Gcs()
+    yield started
+    started.stop()

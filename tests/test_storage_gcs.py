@@ -6,36 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from airlock.paths import RelPath
 from airlock.storage.base import Storage
-from airlock.storage.gcs import KIND_KEY, SYMLINK_KEY, GcsStorage
-from gcskit import Gcs
+from airlock.storage.gcs import GcsStorage
+from gcskit import Gcs, GcsPlanter
 from storage_conformance import Planter, StorageConformance
-
-
-@pytest.fixture(scope="session")
-def gcs() -> Iterator[Gcs]:
-    started = Gcs()
-    yield started
-    started.stop()
-
-
-class GcsPlanter:
-    """Plants what gcsfuse writes for a symlink, and the backend's stand-in for a FIFO."""
-
-    def __init__(self, storage: GcsStorage) -> None:
-        self._storage = storage
-
-    def _plant(self, path: RelPath, metadata: dict[str, str]) -> None:
-        blob = self._storage.bucket.blob(self._storage.key(path))
-        blob.metadata = metadata
-        blob.upload_from_string(b"")
-
-    def symlink(self, path: RelPath, target: str) -> None:
-        self._plant(path, {SYMLINK_KEY: target})
-
-    def special(self, path: RelPath) -> None:
-        self._plant(path, {KIND_KEY: "special"})
 
 
 @pytest.mark.parametrize("prefix", ["", "firm/cases"])

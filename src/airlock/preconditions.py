@@ -29,8 +29,8 @@ def stale_paths(
     the plan deletes, moves or copies, every name it holds now that it did not hold then.
 
     ``after_undo``: check that an undone apply left the tree as validated. An entry renamed away
-    and back keeps its inode, size and modification time, but not its change time: that one
-    is not compared.
+    and back keeps its inode, size and modification time, but not its change time (on disk) or
+    its generation (in a bucket): those are not compared.
     """
     changed = _stale_entries(preconditions, storage, after_undo)
     for text, names in (folder_contents or {}).items():
@@ -84,6 +84,10 @@ def _stale_entries(
         now = found.fingerprint() if found else None
         if after_undo and now is not None and expected is not None and len(now) == 5:
             now, expected = now[:3] + now[4:], expected[:3] + expected[4:]
+        elif after_undo and found is not None and found.version:
+            # An object moved away and back is a new object (a new generation) with the same
+            # bytes, identity and time: what a rename keeps is what must be as it was.
+            now, expected = found.fingerprint(lasting=True), (expected or [])[:5]
         if now != expected:
             if expected is None:
                 changed.append(f"{text}: appeared since validation")

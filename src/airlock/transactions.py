@@ -36,6 +36,7 @@ from airlock.paths import RelPath
 from airlock.permissions import Principal
 from airlock.records import Recovered
 from airlock.storage import Storage
+from airlock.storage.base import stored_identity
 from airlock.store import Store
 from airlock.validate import Change, stale_paths
 
@@ -63,6 +64,15 @@ _CHANGE_DEFAULTS = {
 def audit_change(change: dict[str, Any]) -> dict[str, Any]:
     """A change as the audit log records it: its paths and hashes, without empty fields."""
     return {k: v for k, v in change.items() if _CHANGE_DEFAULTS.get(k, ...) != v}
+
+
+def audit_versions(preconditions: dict[str, list[object] | None]) -> dict[str, Any]:
+    """For the audit event of an apply: ``{"versions": {path: ...}}``, the store's own version
+    and checksums of every entry the plan was validated against and applied on (a GCS object's
+    generation, md5 and crc32c); ``{}`` on a filesystem, whose entries have none."""
+    found = {path: stored_identity(fp) for path, fp in sorted(preconditions.items())}
+    versions = {path: version for path, version in found.items() if version is not None}
+    return {"versions": versions} if versions else {}
 
 
 def undo_outcome(kind: str, differs: list[str]) -> str:

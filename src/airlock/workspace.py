@@ -47,7 +47,7 @@ from airlock.records import ApplyResult, PlanRecord, Recovered
 from airlock.rollback import Conflict, find_conflicts
 from airlock.storage import Storage, open_storage
 from airlock.store import Store, ValidationSummary
-from airlock.transactions import APPLY, ROLLBACK, Transactions, audit_change
+from airlock.transactions import APPLY, ROLLBACK, Transactions, audit_change, audit_versions
 from airlock.validate import validate
 
 STORAGE_FILE = "storage"
@@ -347,6 +347,7 @@ class Workspace:
                     "transaction": txn_id,
                     "operations": [audit_change(c) for c in report["changes"]],
                     "kept_aside": journal.kept_aside(steps, txn_id),
+                    **audit_versions(report["preconditions"]),
                 },
             )
         return ApplyResult(plan_id, True, changes, 0, txn_id)

@@ -67,6 +67,20 @@ class Entry:
         return found
 
 
+def stored_identity(fingerprint: list[object] | None) -> dict[str, object] | None:
+    """What the store itself identified an entry by, read back from its :meth:`Entry.fingerprint`:
+    ``{"version": ..., "md5": ..., "crc32c": ...}`` for a GCS object (its generation and the
+    checksums GCS holds); None where the store keeps no versions (a filesystem) or for a folder."""
+    if fingerprint is None or len(fingerprint) != 7:
+        return None
+    version, checksums = fingerprint[5], fingerprint[6]
+    found: dict[str, object] = {"version": version}
+    for part in str(checksums).split():
+        name, _, value = part.partition(":")
+        found[name] = value
+    return found
+
+
 class Storage(ABC):
     """A workspace's files. See the module docstring for the contract."""
 

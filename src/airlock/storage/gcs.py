@@ -36,7 +36,6 @@ import base64
 import contextlib
 import datetime as dt
 import errno
-import hashlib
 import os
 import secrets
 import tempfile
@@ -60,6 +59,9 @@ WORKERS = 16
 """Objects moved, copied or removed at once within one folder step."""
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+IMPLICIT_INO = 0
+"""The identity of a folder that has no placeholder: nothing but its name and its objects stand
+for it, and a move changes its name, so it has none of its own (its objects are its identity)."""
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -72,10 +74,6 @@ def parse_url(url: str) -> tuple[str, str]:
     if not bucket:
         raise InputError(f"{url!r} names no bucket", hint="name the bucket as gs://BUCKET[/prefix]")
     return bucket, prefix.strip("/")
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:7], "big")
 
 
 def _rfc3339(ns: int) -> str:
@@ -212,12 +210,27 @@ class GcsStorage(Storage):
 
     # --- talking to GCS ---------------------------------------------------------------------
 
+    def _stale(self, action: str, where: str) -> StorageError:
+        """Another writer changed an object: what this batch had learnt of the bucket is out of
+        date (the undo that follows, and its check, must look again)."""
+        self._lost_track()
+        return StorageError(
+            f"could not {action} {where!r}: the object changed since Airlock looked at it "
+            "(its generation no longer matches)",
+            hint="another writer is changing the bucket; validate the plan again",
+            errno=errno.ESTALE,
+        )
+
+    def _lost_track(self) -> None:
+        if self._batch.folders is not None:
+            self._batch.folders = {}
+
     def _error(self, exc: Exception, action: str, where: str) -> OSError | StorageError:
         gexc = self._gexc
         if isinstance(exc, gexc.NotFound):
             return FileNotFoundError(errno.ENOENT, "no such object", where)
         if isinstance(exc, gexc.PreconditionFailed):
-            return _stale(action, where)
+            return self._stale(action, where)
         if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
             return StorageError(
                 f"could not {action} {where!r}: permission denied by GCS ({exc})",
@@ -287,7 +300,7 @@ class GcsStorage(Storage):
                 return there  # a retried call whose first attempt had succeeded
             if there is not None:
                 raise FileExistsError(errno.EEXIST, "already exists", key) from None
-            raise _stale("move", source.name) from None
+            raise self._stale("move", source.name) from None
         except self._gexc.NotFound:
             raise FileNotFoundError(errno.ENOENT, "source object is gone", source.name) from None
         except self._gexc.GoogleAPIError as exc:
@@ -418,7 +431,7 @@ class GcsStorage(Storage):
 
     def _folder_entry(self, path: RelPath, placeholder: Obj | None) -> Entry:
         if placeholder is None:
-            return Entry(Kind.DIR, 0, 0, 0, _stable_int(self._folder_key(path)), 1)
+            return Entry(Kind.DIR, 0, 0, 0, IMPLICIT_INO, 1)
         return Entry(
             Kind.DIR, 0, placeholder.mtime_ns, 0, placeholder.ino, 1, version=placeholder.generation
         )
@@ -521,6 +534,10 @@ class GcsStorage(Storage):
 
     def mkdir(self, path: RelPath, *, metadata: dict[str, str] | None = None) -> None:
         self._new_name(path)
+        self._place(path, metadata)
+
+    def _place(self, path: RelPath, metadata: dict[str, str] | None = None) -> None:
+        """Write folder ``path``'s placeholder (refused if one exists)."""
         carried = metadata or {INO_KEY: str(secrets.randbits(62)), MTIME_KEY: _rfc3339(_now_ns())}
         with tempfile.TemporaryFile() as empty:
             placeholder = self._write(self._folder_key(path), empty, 0, carried)
@@ -530,6 +547,20 @@ class GcsStorage(Storage):
             parent.prefixes[path[-1]] = True
             parent.objects[path[-1]] = None
             self._info(path).placeholder = placeholder
+
+    def _pin_parent(self, path: RelPath) -> None:
+        """Before the entry at ``path`` leaves its folder: a folder that is a prefix only would
+        vanish with its last object (a folder on disk stays when emptied, and an undo puts the
+        entry back into it), so give such a folder its placeholder first."""
+        parent = path[:-1]
+        if not parent:
+            return
+        key = self._folder_key(parent)
+        objects, prefixes = self._list(key, max_results=2)
+        if any(obj.name == key for obj in objects) or len(objects) + len(prefixes) > 1:
+            return
+        with contextlib.suppress(FileExistsError):  # its identity stays none of its own
+            self._place(parent, {INO_KEY: str(IMPLICIT_INO), MTIME_KEY: _rfc3339(_now_ns())})
 
     def rmdir(self, path: RelPath) -> None:
         self._not_root(path)
@@ -543,6 +574,7 @@ class GcsStorage(Storage):
         if prefixes or any(obj.name != self._folder_key(path) for obj in objects):
             raise OSError(errno.ENOTEMPTY, "folder not empty", render(path))
         if placeholder is not None:
+            self._pin_parent(path)
             self._delete(placeholder)
         self._forget(path)
 
@@ -555,6 +587,7 @@ class GcsStorage(Storage):
         if kind is Kind.DIR:
             raise IsADirectoryError(errno.EISDIR, "is a folder", render(path))
         assert obj is not None
+        self._pin_parent(path)
         self._delete(obj)
         self._learn(path, None)
 
@@ -571,6 +604,7 @@ class GcsStorage(Storage):
                 errno=errno.EINVAL,
             )
         self._new_name(destination)
+        self._pin_parent(source)
         kind, obj = found
         if kind is not Kind.DIR:
             assert obj is not None
@@ -588,7 +622,7 @@ class GcsStorage(Storage):
         """Move every object under ``source`` (see the module docstring for the order that
         lets :meth:`move_back` undo it from any point)."""
         src_key, dst_key = self._folder_key(source), self._folder_key(destination)
-        ino = placeholder.ino if placeholder is not None else _stable_int(src_key)
+        ino = placeholder.ino if placeholder is not None else IMPLICIT_INO
         marker = {
             **(placeholder.carried() if placeholder is not None else {}),
             INO_KEY: str(ino),
@@ -671,6 +705,7 @@ class GcsStorage(Storage):
             except (OSError, StorageError) as exc:
                 failures.append(exc)
         if failures:
+            self._lost_track()
             first = failures[0]
             text = first.message if isinstance(first, StorageError) else str(first)
             raise StorageError(
@@ -764,13 +799,6 @@ class GcsStorage(Storage):
         self._pool.shutdown(wait=False)
 
 
-def _stale(action: str, where: str) -> StorageError:
-    return StorageError(
-        f"could not {action} {where!r}: the object changed since Airlock looked at it "
-        "(its generation no longer matches)",
-        hint="another writer is changing the bucket; validate the plan again",
-        errno=errno.ESTALE,
-    )
 
 
 def _now_ns() -> int:

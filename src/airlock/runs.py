@@ -334,8 +334,10 @@ def _check_scope(ws: Workspace, scope: str) -> RelPath:
         )
     if not isinstance(ws.storage, LocalStorage):
         raise SandboxUnavailableError(
-            "sandboxed runs need a workspace on a local (or locally mounted) filesystem",
-            hint="mount the bucket with gcsfuse and open the workspace there",
+            f"sandboxed runs need a workspace on a local (or locally mounted) filesystem, and "
+            f"this one is {ws.location}",
+            hint="runs over a bucket are not built yet (docs/runs.md, 'Over a bucket'): run the "
+            "code over a gcsfuse mount of the bucket opened as a workspace, or a local copy",
         )
     return scope_path
 

@@ -277,12 +277,13 @@ class Transactions:
         Only another writer acting during the apply (outside Airlock's promise) leaves any; the
         report must then say which, never "unchanged"."""
         try:
-            return stale_paths(
-                report["preconditions"],
-                self.storage,
-                report.get("folder_contents"),
-                after_undo=True,
-            )
+            with self.storage.batch():  # each folder listed once, not once per entry in it
+                return stale_paths(
+                    report["preconditions"],
+                    self.storage,
+                    report.get("folder_contents"),
+                    after_undo=True,
+                )
         except (AirlockError, OSError) as exc:  # never what keeps a finished undo open
             text = exc.message if isinstance(exc, AirlockError) else str(exc)
             return [f"the tree could not be checked after the undo: {text}"]

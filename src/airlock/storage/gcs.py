@@ -535,6 +535,8 @@ class GcsStorage(Storage):
     def mkdir(self, path: RelPath, *, metadata: dict[str, str] | None = None) -> None:
         self._new_name(path)
         self._place(path, metadata)
+        if self._batch.folders is not None:
+            self._info(path).complete = True  # new, so empty: nothing inside to look up
 
     def _place(self, path: RelPath, metadata: dict[str, str] | None = None) -> None:
         """Write folder ``path``'s placeholder (refused if one exists)."""
@@ -555,6 +557,11 @@ class GcsStorage(Storage):
         parent = path[:-1]
         if not parent:
             return
+        known = self._known().get(parent)
+        if known is not None and known.complete:
+            inside = sum(obj is not None for obj in known.objects.values())
+            if known.placeholder is not None or inside + sum(known.prefixes.values()) > 1:
+                return  # the batch has the folder's listing: no call needed
         key = self._folder_key(parent)
         objects, prefixes = self._list(key, max_results=2)
         if any(obj.name == key for obj in objects) or len(objects) + len(prefixes) > 1:
@@ -608,15 +615,16 @@ class GcsStorage(Storage):
         kind, obj = found
         if kind is not Kind.DIR:
             assert obj is not None
-            self._move_object(obj, self.key(destination), obj.carried())
+            moved = self._move_object(obj, self.key(destination), obj.carried())
             self._learn(source, None)
-            self._forget(destination)
+            self._learn(destination, moved)
             return
         self._move_folder(source, destination, obj)
 
-    def _move_object(self, obj: Obj, key: str, metadata: dict[str, str]) -> None:
-        self._rewrite(obj, key, metadata)
+    def _move_object(self, obj: Obj, key: str, metadata: dict[str, str]) -> Obj:
+        moved = self._rewrite(obj, key, metadata)
         self._delete(obj)
+        return moved
 
     def _move_folder(self, source: RelPath, destination: RelPath, placeholder: Obj | None) -> None:
         """Move every object under ``source`` (see the module docstring for the order that
@@ -797,8 +805,6 @@ class GcsStorage(Storage):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
-
-
 
 
 def _now_ns() -> int:

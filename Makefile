@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE22 := .tools/node22
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents bench-gcs schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -103,6 +103,9 @@ bench-cli: $(STAMP)  ## Start-up of `airlock --help`, `plan --help`, `plan list 
 
 bench-content: $(STAMP)  ## File bodies: the server's memory for a 1 GiB write over HTTP, and `plan list` of 1,000 plans whatever their sizes (issue 10)
 	$(BIN)/python bench/bench_content.py
+
+bench-gcs: $(STAMP)  ## A 10,000-object folder move plan on a GCS emulator beside gcsfs's mv: time, calls per object, bytes downloaded (issue 13)
+	$(BIN)/python bench/bench_gcs_moves.py --files 1000
 
 bench-agents: $(STAMP)  ## An agent tool's round trip (read, list, write into the pending plan) in process, over the agent API and over MCP HTTP, beside plain file calls (issue 11)
 	$(BIN)/python bench/bench_agent_tools.py

@@ -17,8 +17,10 @@ nothing, so it costs Airlock and gcsfs the same hop). It plants ``--objects`` ob
    (the baseline: no preconditions, no journal, no audit, no process start).
 
 Neither syncs anything beyond that: a GCS call is durable when it returns. Prints each one's time,
-API calls per moved object and bytes downloaded, and the ratio Airlock / gcsfs (goal 1.5 or less;
-calls per object 3 or less; bytes downloaded 0). ``--files N`` adds a second plan of N single-file
+its client CPU (this process and the commands it ran; not the emulator's), API calls per moved
+object and bytes downloaded, and the ratios Airlock / gcsfs (time: goal 1.5 or less; calls per
+object 3 or less; bytes downloaded 0). The emulator's calls slow down as the bucket grows (see
+``gcskit.Emulator``): at 10,000 objects it, not either client, sets the pace. ``--files N`` adds a second plan of N single-file
 moves (one journaled step each) beside gcsfs moving the same list of files.
 """
 
@@ -28,11 +30,13 @@ import argparse
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,40 +66,58 @@ def leaf(name: str) -> str:
     return name.rsplit("/", 1)[1]
 
 
-def metered(gcs: Gcs, action: Any) -> tuple[float, Counter[str], int]:
+@dataclass
+class Metered:
+    seconds: float
+    cpu: float
+    """CPU seconds of the client (this process and the commands it ran): not the emulator's."""
+    calls: Counter[str]
+    downloaded: int
+
+    def show(self, name: str, moved: int) -> None:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.calls.items()))
+        print(f"  {name:<28} {self.seconds:8.2f} s (client CPU {self.cpu:6.2f} s)   "
+              f"{sum(self.calls.values()) / moved:5.2f} calls/object ({kinds})   "
+              f"{self.downloaded} bytes downloaded")  # fmt: skip
+
+
+def _cpu() -> float:
+    own, children = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.user + own.system + children.ru_utime + children.ru_stime
+
+
+def metered(gcs: Gcs, action: Any) -> Metered:
     gcs.proxy.reset_counts()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     action()
-    elapsed = time.perf_counter() - started
-    return elapsed, gcs.proxy.calls, gcs.proxy.downloaded
-
-
-def describe(name: str, seconds: float, calls: Counter[str], downloaded: int, moved: int) -> None:
-    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(calls.items()))
-    print(f"  {name:<28} {seconds:8.2f} s   {sum(calls.values()) / moved:5.2f} calls/object "
-          f"({kinds})   {downloaded} bytes downloaded")  # fmt: skip
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+    return Metered(elapsed, cpu, gcs.proxy.calls, gcs.proxy.downloaded)
 
 
 def airlock_plan(root: Path, gcs: Gcs, plan: dict[str, Any], plan_id: str, agent: str,
-                 moved: int) -> float:  # fmt: skip
+                 moved: int) -> Metered:  # fmt: skip
     plan_file = root.parent / f"{plan_id}.json"
     plan_file.write_text(json.dumps(plan))
     submit = ("plan", "submit", str(plan_file), "--id", plan_id)
-    seconds, calls, downloaded = metered(
-        gcs, lambda: airlock(root, gcs.endpoint, *submit, token=agent)
+    metered(gcs, lambda: airlock(root, gcs.endpoint, *submit, token=agent)).show(
+        "airlock plan submit", moved
     )
-    describe("airlock plan submit", seconds, calls, downloaded, moved)
     airlock(root, gcs.endpoint, "plan", "approve", plan_id)
     result: dict[str, Any] = {}
 
     def apply() -> None:
         result.update(airlock(root, gcs.endpoint, "plan", "apply", plan_id))
 
-    seconds, calls, downloaded = metered(gcs, apply)
+    applied = metered(gcs, apply)
     if not result.get("success"):
         raise SystemExit(f"the apply failed: {result}")
-    describe("airlock plan apply", seconds, calls, downloaded, moved)
-    return seconds
+    applied.show("airlock plan apply", moved)
+    return applied
+
+
+def ratios(ours: Metered, theirs: Metered, goal: str) -> None:
+    print(f"  ratio airlock / gcsfs: time {ours.seconds / theirs.seconds:.2f} {goal}, "
+          f"client CPU {ours.cpu / theirs.cpu:.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -136,11 +158,11 @@ def main() -> None:
             with env(STORAGE_EMULATOR_HOST=gcs.endpoint):
                 fs = gcsfs.GCSFileSystem(endpoint_url=gcs.endpoint, token="anon")  # noqa: S106
             base = f"{bucket}/{SCOPE}"
-            theirs, calls, downloaded = metered(
+            theirs = metered(
                 gcs, lambda: fs.mv(f"{base}/Filed/Inbox", f"{base}/Inbox", recursive=True)
             )
-            describe("gcsfs mv(recursive=True)", theirs, calls, downloaded, args.objects)
-            print(f"  ratio airlock / gcsfs: {ours / theirs:.2f} (goal 1.5 or less)")
+            theirs.show("gcsfs mv(recursive=True)", args.objects)
+            ratios(ours, theirs, "(goal 1.5 or less)")
             if args.files:
                 print(f"\n{args.files} single-file moves (one journaled step each):")
                 moved = names[: args.files]
@@ -159,9 +181,9 @@ def main() -> None:
                 ours = airlock_plan(root, gcs, files_plan, "files", agent, len(moved))
                 sources = [f"{base}/Sorted/{leaf(name)}" for name in moved]
                 back = [f"{base}/{name}" for name in moved]
-                theirs, calls, downloaded = metered(gcs, lambda: fs.mv(sources, back))
-                describe("gcsfs mv(list of files)", theirs, calls, downloaded, len(moved))
-                print(f"  ratio airlock / gcsfs: {ours / theirs:.2f}")
+                theirs = metered(gcs, lambda: fs.mv(sources, back))
+                theirs.show("gcsfs mv(list of files)", len(moved))
+                ratios(ours, theirs, "")
     finally:
         gcs.stop()
 

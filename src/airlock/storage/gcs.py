@@ -470,7 +470,7 @@ class GcsStorage(Storage):
 
     def stat_names(self, folder: RelPath, names: Iterable[str]) -> dict[str, Entry | None]:
         names = list(names)
-        if len(names) > 8 and self._batch.folders is not None:
+        if len(names) > 1 and self._batch.folders is not None:  # a page lists 1,000 names
             try:
                 self._parents_ok((*folder, "."))
                 if self.stat(folder) is not None:
@@ -558,10 +558,10 @@ class GcsStorage(Storage):
         if not parent:
             return
         known = self._known().get(parent)
-        if known is not None and known.complete:
+        if known is not None:
             inside = sum(obj is not None for obj in known.objects.values())
             if known.placeholder is not None or inside + sum(known.prefixes.values()) > 1:
-                return  # the batch has the folder's listing: no call needed
+                return  # the batch has seen it hold more than this entry: no call needed
         key = self._folder_key(parent)
         objects, prefixes = self._list(key, max_results=2)
         if any(obj.name == key for obj in objects) or len(objects) + len(prefixes) > 1:
@@ -703,7 +703,7 @@ class GcsStorage(Storage):
         self._each([obj for obj in moved if obj.name != dst_key], back)
         self._delete(marker)
 
-    def _each(self, objects: list[Obj], act: Callable[[Obj], None]) -> None:
+    def _each(self, objects: list[Obj], act: Callable[[Obj], object]) -> None:
         """``act`` on every object, in parallel; once the first has run, a failure means the
         step is half done (never "it already existed", which would say nothing happened)."""
         failures: list[BaseException] = []

@@ -2,9 +2,9 @@
 
 Plans apply and roll back exactly; the audit log records each object's generation and the
 checksums GCS holds; another writer's change between validation and apply, or between two steps
-of an apply, is refused as stale and loses nothing; and a kill -9 at random instants of an apply
-or a rollback of a 2,000-object plan (folder moves included) is recovered to the exact state
-before it. The bucket's state is read from the emulator's own listings (names, md5 of the bytes,
+of an apply, is refused as stale and loses nothing; and a kill -9 at a random instant of an
+apply, and of a rollback, of a 2,000-object plan (folder moves included) is recovered to the
+exact state before it. The bucket's state is read from the emulator's own listings (names, md5 of the bytes,
 the metadata a reader sees), never through the backend under test.
 """
 

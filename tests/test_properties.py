@@ -96,8 +96,9 @@ def snapshot_disk(root: Path) -> Tree:
     return tree
 
 
-def snapshot_memory(storage: Storage) -> Tree:
-    assert isinstance(storage, MemoryStorage)
+def snapshot_walked(storage: Storage, link_target: Callable[[RelPath], str]) -> Tree:
+    """The tree through the storage's own walk and reads; a link's target by ``link_target``
+    (the interface never reads one: links are entries, never followed)."""
     tree: Tree = {}
     for path, entry in storage.walk(()):
         if path[0] == STATE_DIR:
@@ -107,10 +108,15 @@ def snapshot_memory(storage: Storage) -> Tree:
         elif entry.kind is Kind.FILE:
             tree[path] = ("file", b"".join(storage.read(path)))
         elif entry.kind is Kind.SYMLINK:
-            tree[path] = ("symlink", storage._get(path).target)
+            tree[path] = ("symlink", link_target(path))
         else:
             tree[path] = SPECIAL
     return tree
+
+
+def snapshot_memory(storage: Storage) -> Tree:
+    assert isinstance(storage, MemoryStorage)
+    return snapshot_walked(storage, lambda path: storage._get(path).target)
 
 
 def _split(text: str) -> RelPath:
@@ -673,21 +679,13 @@ def test_validation_predicts_the_applied_tree(data: st.DataObject) -> None:
 
 def snapshot_gcs(storage: Storage) -> Tree:
     assert isinstance(storage, GcsStorage)
-    tree: Tree = {}
-    for path, entry in storage.walk(()):
-        if path[0] == STATE_DIR:
-            continue
-        if entry.kind is Kind.DIR:
-            tree[path] = DIR
-        elif entry.kind is Kind.FILE:
-            tree[path] = ("file", b"".join(storage.read(path)))
-        elif entry.kind is Kind.SYMLINK:
-            found = storage._object(path)
-            assert found is not None
-            tree[path] = ("symlink", found.metadata[SYMLINK_KEY])
-        else:
-            tree[path] = SPECIAL
-    return tree
+
+    def target(path: RelPath) -> str:
+        found = storage._object(path)
+        assert found is not None
+        return found.metadata[SYMLINK_KEY]
+
+    return snapshot_walked(storage, target)
 
 
 @settings(COMMON, max_examples=25)

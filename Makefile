@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE22 := .tools/node22
 
-.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents bench-gcs schema clean
+.PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents bench-gcs bench-gcs-runs schema clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -42,11 +42,12 @@ browser:  ## Debian's chromium for the web page's browser tests (installed only 
 		fi; \
 	fi
 
-sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, uidmap, libseccomp and python-is-python3 for sandboxed runs (installed only if missing, as root)
+sandbox-tools:  ## Debian's bubblewrap, runsc (gVisor), fuse-overlayfs, fuse3, uidmap, libseccomp and python-is-python3 for sandboxed runs (installed only if missing, as root)
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v runsc >/dev/null || missing="$$missing runsc"; \
 	command -v fuse-overlayfs >/dev/null || missing="$$missing fuse-overlayfs"; \
+	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
 	command -v newuidmap >/dev/null || missing="$$missing uidmap"; \
 	ldconfig -p | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
 	test -x /usr/bin/python || missing="$$missing python-is-python3"; \
@@ -106,6 +107,9 @@ bench-content: $(STAMP)  ## File bodies: the server's memory for a 1 GiB write o
 
 bench-gcs: $(STAMP)  ## A 10,000-object folder move plan on a GCS emulator beside gcsfs's mv: time, calls per object, bytes downloaded (issue 13)
 	$(BIN)/python bench/bench_gcs_moves.py --files 1000
+
+bench-gcs-runs: $(STAMP) sandbox-tools  ## Sandboxed runs over a case in a GCS emulator beside the same runs on local disk: fixed cost, cold and cached reads, bytes downloaded (issue 13)
+	$(BIN)/python bench/bench_gcs_runs.py
 
 bench-agents: $(STAMP)  ## An agent tool's round trip (read, list, write into the pending plan) in process, over the agent API and over MCP HTTP, beside plain file calls (issue 11)
 	$(BIN)/python bench/bench_agent_tools.py

@@ -405,6 +405,19 @@ class StorageConformance:
         with pytest.raises(FileNotFoundError):
             content(storage, ("missing",))
 
+    def test_read_version_reads_what_was_seen_or_refuses(self, storage: Storage) -> None:
+        put(storage, ("f",), b"v1")
+        seen = storage.stat(("f",))
+        assert seen is not None
+        assert b"".join(storage.read_version(("f",), seen)) == b"v1"
+        storage.unlink(("f",))
+        put(storage, ("f",), b"version two")  # replaced: what was seen is gone
+        with pytest.raises(FileNotFoundError):
+            b"".join(storage.read_version(("f",), seen))
+        now = storage.stat(("f",))
+        assert now is not None
+        assert b"".join(storage.read_version(("f",), now)) == b"version two"
+
     def test_sha256(self, storage: Storage, planter: Planter) -> None:
         big = b"0123456789abcdef" * 200_000
         for name, data in (("empty", b""), ("small", b"hello"), ("big", big)):

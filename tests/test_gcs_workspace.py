@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from airlock import runs
-from airlock.errors import SandboxUnavailableError, StalePlanError
+from airlock.errors import StalePlanError
 from airlock.storage.gcs import FROM_KEY, INO_KEY, MTIME_KEY, SYMLINK_KEY, GcsStorage
 from airlock.workspace import Workspace
 from crashkit import (
@@ -198,23 +197,6 @@ def test_airlock_init_storage_opens_a_bucket_from_the_cli(emulated: Gcs, tmp_pat
     )  # fmt: skip
     assert again.returncode != 0
     assert url in again.stderr, "the refusal names the bucket the workspace already uses"
-
-
-def test_a_sandboxed_run_over_a_bucket_is_refused_before_anything_starts(
-    emulated: Gcs, tmp_path: Path
-) -> None:
-    """Runs over a bucket are not built (docs/runs.md, "Over a bucket"): the refusal says so
-    and what to do instead, and nothing is submitted."""
-    url = emulated.new_bucket()
-    root = tmp_path / "ws"
-    Workspace.init(root, storage=url).close()
-    plant(emulated, url, {"projects/Case-A/notes.txt": b"notes"}, [])
-    with Workspace(root) as ws:
-        with pytest.raises(SandboxUnavailableError) as refused:
-            runs.run(ws, "projects/Case-A", ["true"])
-        assert url in refused.value.message
-        assert "Over a bucket" in refused.value.hint
-        assert ws.list_plans() == []
 
 
 # --- another writer -----------------------------------------------------------------------------

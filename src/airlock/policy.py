@@ -37,6 +37,9 @@ class Policy:
     """What every sandboxed run may read besides its scope (read-only): never a case by default."""
     run_grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """More read-only paths for the runs of one scope (and the scopes below it)."""
+    run_cache_bytes: int = 10 << 30
+    """For files in a bucket: the local disk kept for the file bodies runs have read (the
+    least recently read go first)."""
 
     def run_read_paths(self, scope: RelPath) -> list[RelPath]:
         """What a sandboxed run over ``scope`` may see read-only, besides the scope itself: the
@@ -112,6 +115,9 @@ max_deletions = 1000
 # What a sandboxed run sees, read-only, besides its own scope (writable). Never another case
 # by default: this is the ethical wall between clients.
 read = ["Tools"]
+# For files in a bucket (gs://): bytes of local disk kept for the files runs have read, so an
+# unchanged file is not downloaded again (the least recently read go first).
+cache_bytes = 10737418240
 
 [runs.grants]
 # More read-only paths for the runs of one scope, e.g.
@@ -127,6 +133,11 @@ def load_policy(path: Path) -> Policy:
         limits = Limits(**data.pop("limits", {}))
         runs = dict(data.pop("runs", {}))
         run_reads = tuple(str(item) for item in runs.pop("read", Policy.run_reads))
+        run_cache_bytes = runs.pop("cache_bytes", Policy.run_cache_bytes)
+        if not isinstance(run_cache_bytes, int) or run_cache_bytes < 0:
+            raise ValueError(
+                f"[runs] cache_bytes must be a number of bytes, not {run_cache_bytes!r}"
+            )
         run_grants = tuple(
             (str(key), tuple(str(item) for item in value))
             for key, value in dict(runs.pop("grants", {})).items()
@@ -148,6 +159,7 @@ def load_policy(path: Path) -> Policy:
             retention_days=float(data.pop("retention_days", Policy.retention_days)),
             run_reads=run_reads,
             run_grants=run_grants,
+            run_cache_bytes=run_cache_bytes,
         )
     except (tomllib.TOMLDecodeError, TypeError, ValueError, UnsafePathError) as exc:
         raise InputError(

@@ -42,7 +42,7 @@ from airlock.errors import (
 from airlock.paths import RelPath
 from airlock.permissions import Action, Principal, acting, authorize
 from airlock.records import PlanRecord
-from airlock.sandbox import cgroup, get_sandbox, seccomp
+from airlock.sandbox import cgroup, get_sandbox, remote_view, seccomp
 from airlock.sandbox.base import MAX_TIMEOUT, Limits, ReadArea, Request
 from airlock.sandbox.collect import Where, collect, collect_in
 from airlock.sandbox.ids import SandboxIds, sandbox_ids
@@ -143,8 +143,6 @@ def run(
     by = acting(by)
     authorize(by, Action.RUN)
     scope_path = _check_scope(ws, scope)
-    storage = ws.storage
-    assert isinstance(storage, LocalStorage)  # _check_scope refuses any other
     if not command or not all(isinstance(part, str) for part in command) or not command[0]:
         raise InputError(
             "no command to run", hint="give the command after `--`, e.g. airlock run ... -- ls"
@@ -158,8 +156,9 @@ def run(
             hint="split longer work into several runs",
         )
     backend = get_sandbox(sandbox)
-    lower = (base or ws.root).joinpath(*scope_path)
-    ids = sandbox_ids(ws.root.joinpath(*scope_path).stat().st_uid)
+    local = isinstance(ws.storage, LocalStorage)
+    owner = (ws.root.joinpath(*scope_path) if local else ws.root).stat()
+    ids = sandbox_ids(owner.st_uid)
     if isinstance(ids, str):
         raise SandboxUnavailableError(f"sandboxed runs cannot start here: {ids}")
     run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -168,15 +167,18 @@ def run(
     with contextlib.ExitStack() as fds:
         fds.callback(shutil.rmtree, scratch, ignore_errors=True)  # last: after the fds close
         scratch.chmod(0o711)  # whatever the umask: the sandbox's ids must traverse it
+        read_areas = _read_areas(ws, scope_path)
+        storage, root = _local_files(ws, scope_path, read_areas, scratch, owner, fds)
         reads: list[tuple[int, Path, Path]] = []
         areas: list[ReadArea] = []
-        for index, (path, kind) in enumerate(_read_areas(ws, scope_path)):
+        for index, (path, kind) in enumerate(read_areas):
             fd = storage.open_folder(path)
             fds.callback(os.close, fd)
             mount_point = scratch / f"read-{index}"
             mount_point.mkdir() if kind is Kind.DIR else mount_point.touch()
-            reads.append((fd, ws.root.joinpath(*path), mount_point))
+            reads.append((fd, root.joinpath(*path), mount_point))
             areas.append(ReadArea(path, mount_point))
+        lower = (base or root).joinpath(*scope_path)
         layout = _layout(lower, scratch, limits, ids, tuple(reads))
         descriptors: list[int] = []  # the backend may add its own: closed when the run is done
         fds.callback(_close_all, descriptors)
@@ -209,7 +211,7 @@ def run(
             ) as (outcome, running):
                 captured = Captured()
                 if running is not None:
-                    captured = _capture(ws, base, scope_path, layout, running, limits.write)
+                    captured = _capture(ws, base or root, scope_path, layout, running, limits.write)
                     if captured.over_write_limit and "write" not in outcome.limits_hit:
                         outcome.limits_hit.append("write")
         finally:
@@ -283,7 +285,7 @@ def _read_areas(ws: Workspace, scope: RelPath) -> list[tuple[RelPath, Kind]]:
 
 def _capture(
     ws: Workspace,
-    base: Path | None,
+    files: Path,
     scope: RelPath,
     layout: Layout,
     running: Running,
@@ -292,7 +294,7 @@ def _capture(
     """What the run changed, as plan operations. Never raises: a failure is reported as
     skipped, so the run is still recorded."""
     where = Where(
-        workspace=str(base or ws.root),
+        workspace=str(files),
         content=str(ws.content.root),
         scope=scope,
         mode=layout.mode,
@@ -332,14 +334,33 @@ def _check_scope(ws: Workspace, scope: str) -> RelPath:
             f"scope {scope!r} is not a folder in the workspace",
             hint="create the case folder first, or check the spelling",
         )
-    if not isinstance(ws.storage, LocalStorage):
-        raise SandboxUnavailableError(
-            f"sandboxed runs need a workspace on a local (or locally mounted) filesystem, and "
-            f"this one is {ws.location}",
-            hint="runs over a bucket are not built yet (docs/runs.md, 'Over a bucket'): run the "
-            "code over a gcsfuse mount of the bucket opened as a workspace, or a local copy",
-        )
     return scope_path
+
+
+def _local_files(
+    ws: Workspace,
+    scope: RelPath,
+    read_areas: list[tuple[RelPath, Kind]],
+    scratch: Path,
+    owner: os.stat_result,
+    cleanup: contextlib.ExitStack,
+) -> tuple[LocalStorage, Path]:
+    """The workspace's files as a local folder laid out like it, for the block: the workspace
+    itself on a local disk; for files elsewhere (a bucket), a read-only view of the scope and
+    the read areas whose bodies are downloaded on first read (:mod:`airlock.sandbox.remote_view`)."""
+    if isinstance(ws.storage, LocalStorage):
+        return ws.storage, ws.root
+    cache = ws.state_dir / "cache" / "runs"
+    cleanup.callback(remote_view.Cache(cache).trim, ws.policy.run_cache_bytes)  # once unmounted
+    at = scratch / "files"
+    at.mkdir()
+    areas = [scope, *(path for path, _ in read_areas)]
+    cleanup.enter_context(
+        remote_view.mounted(ws.location, areas, at, cache, (owner.st_uid, owner.st_gid))
+    )
+    view = LocalStorage(at)
+    cleanup.callback(view.close)
+    return view, at
 
 
 def _layout(

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import hashlib
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from airlock.paths import RelPath
+from airlock.paths import RelPath, render
 
 
 class Kind(enum.StrEnum):
@@ -150,6 +151,15 @@ class Storage(ABC):
         """``stat`` of each of ``names`` inside ``folder`` (a plan's checks stat thousands of
         entries in a few folders; a backend may look the folder up once for all of them)."""
         return {name: self.stat((*folder, name)) for name in names}
+
+    def read_version(self, path: RelPath, seen: Entry) -> Iterator[bytes]:
+        """The bytes of file ``path`` as ``seen`` (a :meth:`stat` of it) described them, or
+        FileNotFoundError if it has changed since. A store that keeps versions reads exactly
+        that version; this default reads the file if its fingerprint is still ``seen``'s."""
+        now = self.stat(path)
+        if now is None or now.fingerprint() != seen.fingerprint():
+            raise FileNotFoundError(errno.ENOENT, "changed since it was seen", render(path))
+        return self.read(path)
 
     def sha256(self, path: RelPath) -> str:
         digest = hashlib.sha256()

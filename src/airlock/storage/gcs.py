@@ -513,6 +513,15 @@ class GcsStorage(Storage):
             )
         return self._chunks(obj)
 
+    def read_version(self, path: RelPath, seen: Entry) -> Iterator[bytes]:
+        if seen.kind is not Kind.FILE or not seen.version:
+            return super().read_version(path, seen)
+        # The generation ``seen`` names, and no other: once it is replaced or deleted, GCS
+        # answers 404 (this backend never relies on the bucket's versioning).
+        size = seen.size
+        obj = Obj(self.key(path), seen.version, size, {}, "", "", seen.mtime_ns)
+        return self._chunks(obj)
+
     def _chunks(self, obj: Obj) -> Iterator[bytes]:
         blob = self.bucket.blob(obj.name, generation=obj.generation)
         for start in range(0, obj.size, CHUNK):

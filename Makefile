@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE22 := .tools/node22
+# pytest-xdist processes for `make pytest` (WORKERS=0: one process)
+WORKERS ?= 2
 
 .PHONY: help demo test lint fmt typecheck pytest pytest-unprivileged browser sandbox-tools node22 bench bench-service bench-runs bench-capture bench-large bench-seed bench-cli bench-content bench-agents bench-gcs bench-gcs-runs schema clean
 
@@ -75,7 +77,7 @@ node22:  ## Node 22 and the MCP conformance suite from the npm registry, in .too
 	fi
 
 pytest: $(STAMP) browser sandbox-tools node22  ## Every test (crash, fault, property and path tests included)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS)
 	tests/run_unprivileged.sh
 
 pytest-unprivileged: $(STAMP) sandbox-tools  ## bubblewrap's sandbox suite again as an unprivileged account (as root; CI runs it)

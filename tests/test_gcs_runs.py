@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ def bucket(emulated: Gcs, tmp_path: Path) -> Iterator[tuple[str, Workspace]]:
     with Workspace(tmp_path / "ws") as ws:
         yield url, ws
     with open("/proc/self/mountinfo", encoding="utf-8") as table:
-        left = [line for line in table if "airlock-view" in line]
+        left = [line for line in table if f" airlock-view:{url} " in line]
     assert left == [], "a run left its view of the bucket mounted"
 
 
@@ -284,6 +285,56 @@ def test_the_view_shows_only_its_areas_read_only_and_never_a_newer_object_as_the
         assert stale.value.errno == errno.ESTALE
     assert not os.path.ismount(at)
     assert list((tmp_path / "cache").glob("??/*")) != [], "what was read is cached"
+
+
+def test_a_body_opened_while_another_run_trims_the_cache_is_read_whole(
+    emulated: Gcs, bucket: tuple[str, Workspace], tmp_path: Path
+) -> None:
+    """Another run's trim (to 0 bytes, in a racing thread) removes bodies while this view opens
+    them: every open still reads the object's bytes, never a missing file taken for ESTALE."""
+    url, ws = bucket
+    bodies = {f"{CASE}/{n}.txt": f"body {n}\n".encode() * 100 for n in range(5)}
+    emulated.put(url, bodies)
+    cache = remote_view.Cache(tmp_path / "cache")
+    entries = []
+    for key in bodies:
+        entry = ws.storage.stat(tuple(key.split("/")))
+        assert entry is not None
+        entries.append((tuple(key.split("/")), entry))
+    stop = threading.Event()
+
+    def trim_forever() -> None:
+        while not stop.is_set():
+            cache.trim(0)
+
+    trimmer = threading.Thread(target=trim_forever)
+    trimmer.start()
+    try:
+        for _ in range(20):
+            for (path, entry), expected in zip(entries, bodies.values(), strict=True):
+                fd = cache.open(ws.storage, path, entry)
+                try:
+                    assert os.pread(fd, 1 << 20, 0) == expected
+                finally:
+                    os.close(fd)
+    finally:
+        stop.set()
+        trimmer.join()
+
+
+def test_a_trim_removes_a_killed_helpers_unfinished_download_and_spares_a_running_one(
+    tmp_path: Path,
+) -> None:
+    cache = remote_view.Cache(tmp_path / "cache")
+    (tmp_path / "cache" / "ab").mkdir(parents=True)
+    running = tmp_path / "cache" / "ab" / f"{remote_view.PARTIAL}running"
+    abandoned = tmp_path / "cache" / "ab" / f"{remote_view.PARTIAL}abandoned"
+    for partial in (running, abandoned):
+        partial.write_bytes(b"half")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(abandoned, (hours_ago, hours_ago))
+    cache.trim(1 << 30)
+    assert running.exists() and not abandoned.exists()
 
 
 def test_the_view_unmounts_itself_when_airlock_is_killed(

@@ -28,6 +28,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import stat
@@ -51,6 +52,10 @@ MOUNT_SECONDS = 60.0
 """How long the helper may take to reach the store and mount the view."""
 
 
+PARTIAL = ".partial-"  # a body being downloaded
+PARTIAL_AGE_NS = 3600 * 10**9  # written to for an hour: its helper is gone
+
+
 class Cache:
     """File bodies a run has read, keyed by path and fingerprint; filled, never changed."""
 
@@ -64,34 +69,47 @@ class Cache:
         seen = json.dumps([paths.render(path), entry.fingerprint()])
         return hashlib.sha256(seen.encode("utf-8", "surrogateescape")).hexdigest()
 
-    def body(self, storage: Storage, path: RelPath, entry: Entry) -> Path:
-        """The cached file of ``path`` as ``entry`` saw it, downloaded first if missing."""
+    def open(self, storage: Storage, path: RelPath, entry: Entry) -> int:
+        """A read-only descriptor of ``path``'s body as ``entry`` saw it, downloaded first if
+        missing. A descriptor, not a path: another run's trim may remove the file at any time."""
         key = self.key(path, entry)
         target = self.root / key[:2] / key
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            if target.exists():
-                os.utime(target)  # recently read: trimmed last
-                return target
+            try:
+                fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
+            else:
+                os.utime(fd)  # recently read: trimmed last
+                return fd
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
+            with tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=PARTIAL, delete=False
+            ) as out:
                 try:
                     for chunk in storage.read_version(path, entry):
                         out.write(chunk)
                 except BaseException:
                     Path(out.name).unlink()
                     raise
+            fd = os.open(out.name, os.O_RDONLY | os.O_CLOEXEC)
             Path(out.name).replace(target)  # whole or not at all, under its key
-            return target
+            return fd
 
     def trim(self, limit: int) -> None:
-        """Remove the least recently read bodies until the cache holds at most ``limit`` bytes."""
+        """Remove the least recently read bodies until the cache holds at most ``limit`` bytes,
+        and downloads a killed helper left unfinished (a running one's are spared)."""
         bodies = []
+        abandoned = time.time_ns() - PARTIAL_AGE_NS
         for entry in self.root.glob("??/*"):
             with contextlib.suppress(OSError):
                 st = entry.stat()
-                bodies.append((st.st_mtime_ns, st.st_size, entry))
+                if not entry.name.startswith(PARTIAL):
+                    bodies.append((st.st_mtime_ns, st.st_size, entry))
+                elif st.st_mtime_ns < abandoned:
+                    entry.unlink()
         total = sum(size for _, size, _ in bodies)
         for _, size, entry in sorted(bodies):
             if total <= limit:
@@ -257,13 +275,12 @@ def _operations_class() -> type:
             with opened.lock:
                 if opened.fd is None:
                     try:
-                        body = self.cache.body(self.storage, opened.path, opened.entry)
+                        opened.fd = self.cache.open(self.storage, opened.path, opened.entry)
                     except FileNotFoundError:  # replaced or deleted since it was listed
                         raise fuse.FuseOSError(errno.ESTALE) from None
                     except Exception as exc:
                         print(f"airlock view: {path}: {exc}", file=sys.stderr, flush=True)
                         raise fuse.FuseOSError(errno.EIO) from None
-                    opened.fd = os.open(body, os.O_RDONLY | os.O_CLOEXEC)
             return os.pread(opened.fd, size, offset)
 
         def release(self, path: str, fh: int) -> None:
@@ -379,7 +396,7 @@ def main() -> None:
         ro=True,
         allow_other=True,
         default_permissions=True,
-        fsname="airlock-view",
+        fsname="airlock-view:" + re.sub(r"[^\w.:/@-]", "_", config["location"]),  # in `mount`
         kernel_cache=True,
         attr_timeout=3600,
         entry_timeout=3600,

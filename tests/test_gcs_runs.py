@@ -136,6 +136,34 @@ def test_a_run_over_a_bucket_sorts_a_case_and_its_plan_applies_in_the_bucket(
     assert "projects/Other-Client/privileged.txt" in names
 
 
+@pytest.mark.skipif(shutil.which("runsc") is None, reason="gVisor is not installed")
+def test_a_gvisor_run_over_a_bucket_sees_the_scope_and_its_changes_become_a_plan(
+    emulated: Gcs, bucket: tuple[str, Workspace]
+) -> None:
+    url, ws = bucket
+    emulated.put(
+        url,
+        {
+            f"{CASE}/scans/scan_0001_mercy.pdf": b"%PDF mercy 1",
+            f"{CASE}/notes.txt": b"case notes\n",
+            f"{CASE}/old-draft.txt": b"draft\n",
+            "projects/Other-Client/privileged.txt": b"not for this run",
+            "Tools/README": b"the firm's tools",
+        },
+    )
+    result = runs.run(ws, CASE, ["python3", "-c", SORT], sandbox="gvisor", limits=LIMITS)
+    assert result.outcome.exit_code == 0, result.outcome.stderr
+    lines = result.outcome.stdout.decode().splitlines()
+    assert lines == ["the firm's tools", "['Doe-v-Mercy']"], "Tools readable, no other case shown"
+    assert result.plan is not None and result.plan.status == "validated"
+    ops = {
+        (op.op, getattr(op, "source", getattr(op, "path", None)), getattr(op, "destination", None))
+        for op in result.plan.plan.operations
+    }
+    assert ("move", "scans/scan_0001_mercy.pdf", "Medical Records/mercy/scan_0001_mercy.pdf") in ops
+    assert ("delete", "old-draft.txt", None) in ops
+
+
 def test_a_run_downloads_only_what_it_opens_and_never_an_unchanged_object_twice(
     emulated: Gcs, bucket: tuple[str, Workspace]
 ) -> None:

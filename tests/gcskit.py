@@ -130,6 +130,9 @@ class Proxy:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # the client died mid-request (a crash test's kill -9):
+                    self.close_connection = True  # GCS would drop it, so never forward it
+                    return
                 if self.path.startswith("/__proxy__/"):
                     status, headers, data = proxy.control(self.command, self.path)
                 else:

@@ -327,6 +327,37 @@ class StorageConformance:
         assert storage.stat(("pipe",)) is None
         assert kind(storage, ("pipe2",)) is Kind.SPECIAL
 
+    def test_rename_many_moves_independent_entries_and_keeps_an_emptied_folder(
+        self, storage: Storage
+    ) -> None:
+        storage.mkdir(("inbox",))
+        storage.mkdir(("inbox", "sub"))
+        storage.mkdir(("filed",))
+        for name in ("a", "b", "c"):
+            put(storage, ("inbox", name), name.encode())
+        put(storage, ("inbox", "sub", "deep"), b"deep")
+        ids = {name: storage.stat(("inbox", name)) for name in ("a", "b", "c", "sub")}
+        storage.rename_many([(("inbox", name), ("filed", name)) for name in ("a", "b", "c", "sub")])
+        assert storage.listdir(("inbox",)) == [], "the emptied folder stays, as on disk"
+        assert sorted(storage.listdir(("filed",))) == ["a", "b", "c", "sub"]
+        for name, before in ids.items():
+            after = storage.stat(("filed", name))
+            assert before is not None and after is not None and after.ino == before.ino
+        assert content(storage, ("filed", "b")) == b"b"
+        assert content(storage, ("filed", "sub", "deep")) == b"deep"
+
+    def test_rename_many_checks_every_move_before_making_any(self, storage: Storage) -> None:
+        storage.mkdir(("d",))
+        put(storage, ("a",), b"A")
+        put(storage, ("b",), b"B")
+        put(storage, ("d", "taken"), b"T")
+        for last in [(("b",), ("d", "taken")), (("missing",), ("d", "m")), (("b",), ("no", "b"))]:
+            with pytest.raises((FileExistsError, FileNotFoundError)):
+                storage.rename_many([(("a",), ("d", "a")), last])
+            assert content(storage, ("a",)) == b"A", "nothing moved"
+            assert storage.stat(("d", "a")) is None
+        assert content(storage, ("d", "taken")) == b"T"
+
     # --- unlink -------------------------------------------------------------------------------
 
     def test_unlink_removes_a_file(self, storage: Storage) -> None:

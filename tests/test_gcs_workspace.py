@@ -389,3 +389,85 @@ def test_kill_9_mid_apply_and_mid_rollback_of_2000_objects_recovers_exactly(
         journal = root / ".airlock" / "journal"
         assert not list(journal.glob("*.cursor"))
     assert bucket_tree(emulated, url) == before
+
+
+# --- kill -9 while independent file moves run at once ----------------------------------------
+
+SORT_SCOPE = "projects/Case-Sort"
+SORT_FILES: dict[str, bytes] = {
+    **{
+        f"{SORT_SCOPE}/Scans/scan_{i:03}_{'lee' if i % 3 == 0 else 'mercy'}.pdf": b"%%PDF %d" % i
+        for i in range(300)
+    },
+    **{f"{SORT_SCOPE}/drafts/d{i:02}.txt": b"draft %d" % i for i in range(30)},
+}  # Scans and drafts are prefixes only: the moves and deletes empty them
+SORT_PLAN: dict[str, Any] = {
+    "scope": SORT_SCOPE,
+    "author": "agent",
+    "description": "sort the scans by provider, drop the drafts",
+    "operations": [
+        {"op": "mkdir", "path": "Medical Records/lee", "parents": True},
+        {"op": "mkdir", "path": "Medical Records/mercy"},
+        *(
+            {
+                "op": "move",
+                "source": key.removeprefix(SORT_SCOPE + "/"),
+                "destination": "Medical Records/"
+                + key.rsplit("_", 1)[1].removesuffix(".pdf")
+                + "/"
+                + key.rsplit("/", 1)[1],
+            }
+            for key in SORT_FILES
+            if "/Scans/" in key
+        ),
+        *(
+            {"op": "delete", "path": key.removeprefix(SORT_SCOPE + "/")}
+            for key in SORT_FILES
+            if "/drafts/" in key
+        ),
+    ],
+}
+
+
+@pytest.mark.timeout(900)
+def test_kill_9_while_file_moves_run_at_once_recovers_exactly(
+    emulated: Gcs, tmp_path: Path
+) -> None:
+    """A bucket runs a plan's independent file moves and deletes at once (stretches of up to
+    256 journal steps): kill -9 inside such a stretch, mid-apply and mid-rollback, at random
+    instants; recovery undoes exactly what had happened, and the emptied prefix-only folders
+    are still there after the apply, as folders on disk would be."""
+    url = emulated.new_bucket("firm")
+    root = tmp_path / "ws"
+    Workspace.init(root, storage=url).close()
+    plant(emulated, url, SORT_FILES)
+    before = bucket_tree(emulated, url)
+    rng = random.Random(2026)
+
+    for n, after in enumerate([rng.uniform(0.2, 1.5), rng.uniform(0.2, 1.5)]):
+        plan_id = f"sort-{n}"
+        with Workspace(root) as ws:
+            prepare(ws, plan_id, SORT_PLAN)
+        killed_child(root, "apply", plan_id, after=after)
+        with Workspace(root) as ws:  # opening recovers
+            assert [(r.plan_id, r.kind) for r in ws.recovered] == [(plan_id, "apply")]
+        assert bucket_tree(emulated, url) == before, f"after the kill of {plan_id} at {after:.2f} s"
+
+    with Workspace(root) as ws:
+        prepare(ws, "sorted", SORT_PLAN)
+        assert ws.apply("sorted", by=APPROVER).success
+    after_apply = bucket_tree(emulated, url)
+    assert after_apply[SORT_SCOPE + "/Scans"] == ("dir", ""), "the emptied folder stays"
+    assert after_apply[SORT_SCOPE + "/drafts"] == ("dir", "")
+    assert not any(k.startswith(SORT_SCOPE + "/Scans/") for k in after_apply)
+
+    killed_child(root, "rollback", "sorted", after=rng.uniform(0.2, 1.5))
+    with Workspace(root) as ws:
+        assert [(r.plan_id, r.kind) for r in ws.recovered] == [("sorted", "rollback")]
+        assert ws.get("sorted").status == "applied"
+    assert bucket_tree(emulated, url) == after_apply
+
+    with Workspace(root) as ws:
+        assert ws.rollback("sorted", by=APPROVER).success
+        assert ws.audit_verify().ok
+    assert bucket_tree(emulated, url) == before

@@ -202,21 +202,58 @@ def run_steps(
     hook: Hook = _no_hook,
     progress: Progress | None = None,
 ) -> None:
-    """Run every step in order; on any failure undo what ran, then raise StepFailed."""
+    """Run every step in order; on any failure undo what ran, then raise StepFailed.
+
+    On a store that runs renames at once (a bucket), a run of independent renames is one
+    stretch: the cursor covers all of them before the first starts, and a failure or a crash
+    undoes each one the tree shows happened."""
     total = len(steps)
-    for index, step in enumerate(steps):
+    index = 0
+    while index < total:
+        count = _independent_renames(steps, index) if storage.concurrent_renames else 1
         try:
-            cursor.set(index + 1)
+            cursor.set(index + count)
         except StorageError as exc:  # EIO, or ENOSPC on a new cursor: step ``index`` never ran
             _fail(storage, steps, index, index, cursor, exc)
-        hook(index)
+        for at in range(index, index + count):
+            hook(at)
+        step = steps[index]
         try:
-            _do(storage, step, content)
+            if count == 1:
+                _do(storage, step, content)
+            else:
+                storage.rename_many([(s.path, s.target) for s in steps[index : index + count]])
         except (OSError, AirlockError) as exc:
-            happened = index + 1 if _may_be_half_done(step, exc, storage) else index
+            happened = (
+                index + count if count > 1 or _may_be_half_done(step, exc, storage) else index
+            )
             _fail(storage, steps, index, happened, cursor, exc)
-        if progress is not None and (index % 256 == 0 or index + 1 == total):
-            progress(index + 1, total)
+        index += count
+        if progress is not None and (index % 256 < count or index == total):
+            progress(index, total)
+
+
+RENAMES_AT_ONCE = 256
+"""The longest stretch of renames handed to a store at once (what a crash may leave to undo)."""
+
+
+def _independent_renames(steps: list[Step], start: int) -> int:
+    """How many steps from ``start`` (at least 1) are renames none of which names a path at,
+    in or above a path another names: they may run in any order, or at once."""
+    named: set[RelPath] = set()  # every source and destination so far
+    above: set[RelPath] = set()  # every folder above one of them
+    count = 0
+    for step in steps[start : start + RENAMES_AT_ONCE]:
+        ends = (step.path, step.target)
+        if step.kind != "rename" or any(
+            end in named or end in above or any(end[:n] in named for n in range(1, len(end)))
+            for end in ends
+        ):
+            break
+        named.update(ends)
+        above.update(end[:n] for end in ends for n in range(1, len(end)))
+        count += 1
+    return max(count, 1)
 
 
 def _fail(

@@ -25,9 +25,10 @@ import errno
 import hashlib
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from airlock.errors import StorageError
 from airlock.paths import RelPath, render
 
 
@@ -89,6 +90,10 @@ class Storage(ABC):
     """Whether ``rename`` moves a folder in one step. A store where it cannot (an object store)
     moves it object by object and must then undo a half-done move in :meth:`move_back`."""
 
+    concurrent_renames = False
+    """Whether :meth:`rename_many` runs its renames at once (a store where every call is a round
+    trip); the journal then hands it runs of independent renames instead of one at a time."""
+
     @abstractmethod
     def stat(self, path: RelPath) -> Entry | None:
         """The entry at ``path`` without following it, or None if it or a parent is missing."""
@@ -146,6 +151,30 @@ class Storage(ABC):
         yield
 
     # Built on the primitives, once, for every backend.
+
+    def rename_many(self, moves: Sequence[tuple[RelPath, RelPath]]) -> None:
+        """``rename`` each ``(source, destination)``: independent moves (no name of one is at,
+        in or above a name of another). Every check is made before the first move, so an error
+        for a missing source, a taken destination or a missing parent means none happened; after
+        that, a failure may leave any of them done (:meth:`move_back` undoes each)."""
+        for source, destination in moves:
+            if self.stat(source) is None:
+                raise FileNotFoundError(errno.ENOENT, "no such entry", render(source))
+            if self.stat(destination) is not None:
+                raise FileExistsError(errno.EEXIST, "already exists", render(destination))
+            parent = self.stat(destination[:-1])
+            if parent is None or parent.kind is not Kind.DIR:
+                raise FileNotFoundError(errno.ENOENT, "no such folder", render(destination[:-1]))
+        for n, (source, destination) in enumerate(moves):
+            try:
+                self.rename(source, destination)
+            except (OSError, StorageError) as exc:
+                if n == 0:
+                    raise
+                raise StorageError(
+                    f"{len(moves) - n} of {len(moves)} moves were not made: {exc}",
+                    hint="validate the plan again",
+                ) from exc
 
     def stat_names(self, folder: RelPath, names: Iterable[str]) -> dict[str, Entry | None]:
         """``stat`` of each of ``names`` inside ``folder`` (a plan's checks stat thousands of

@@ -40,10 +40,11 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from airlock.errors import InputError, StorageError, UnsafePathError
 from airlock.paths import RelPath, render
@@ -57,6 +58,9 @@ FROM_KEY = "airlock-moved-from"
 CHUNK = 8 << 20
 WORKERS = 16
 """Objects moved, copied or removed at once within one folder step."""
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 IMPLICIT_INO = 0
@@ -178,6 +182,7 @@ class GcsStorage(Storage):
     """A workspace in a bucket. ``client`` is a ``google.cloud.storage.Client``."""
 
     atomic_rename = False
+    concurrent_renames = True
 
     def __init__(self, url: str, *, client: Any = None) -> None:
         from google.api_core import exceptions as gexc
@@ -559,24 +564,23 @@ class GcsStorage(Storage):
             parent.objects[path[-1]] = None
             self._info(path).placeholder = placeholder
 
-    def _pin_parent(self, path: RelPath) -> None:
-        """Before the entry at ``path`` leaves its folder: a folder that is a prefix only would
+    def _pin(self, folder: RelPath, leaving: int = 1) -> None:
+        """Before ``leaving`` entries leave ``folder``: a folder that is a prefix only would
         vanish with its last object (a folder on disk stays when emptied, and an undo puts the
-        entry back into it), so give such a folder its placeholder first."""
-        parent = path[:-1]
-        if not parent:
+        entries back into it), so give such a folder its placeholder first."""
+        if not folder:
             return
-        known = self._known().get(parent)
+        known = self._known().get(folder)
         if known is not None:
             inside = sum(obj is not None for obj in known.objects.values())
-            if known.placeholder is not None or inside + sum(known.prefixes.values()) > 1:
-                return  # the batch has seen it hold more than this entry: no call needed
-        key = self._folder_key(parent)
-        objects, prefixes = self._list(key, max_results=2)
-        if any(obj.name == key for obj in objects) or len(objects) + len(prefixes) > 1:
+            if known.placeholder is not None or inside + sum(known.prefixes.values()) > leaving:
+                return  # the batch has seen it hold more than these entries: no call needed
+        key = self._folder_key(folder)
+        objects, prefixes = self._list(key, max_results=leaving + 1)
+        if any(obj.name == key for obj in objects) or len(objects) + len(prefixes) > leaving:
             return
         with contextlib.suppress(FileExistsError):  # its identity stays none of its own
-            self._place(parent, {INO_KEY: str(IMPLICIT_INO), MTIME_KEY: _rfc3339(_now_ns())})
+            self._place(folder, {INO_KEY: str(IMPLICIT_INO), MTIME_KEY: _rfc3339(_now_ns())})
 
     def rmdir(self, path: RelPath) -> None:
         self._not_root(path)
@@ -590,7 +594,7 @@ class GcsStorage(Storage):
         if prefixes or any(obj.name != self._folder_key(path) for obj in objects):
             raise OSError(errno.ENOTEMPTY, "folder not empty", render(path))
         if placeholder is not None:
-            self._pin_parent(path)
+            self._pin(path[:-1])
             self._delete(placeholder)
         self._forget(path)
 
@@ -603,11 +607,45 @@ class GcsStorage(Storage):
         if kind is Kind.DIR:
             raise IsADirectoryError(errno.EISDIR, "is a folder", render(path))
         assert obj is not None
-        self._pin_parent(path)
+        self._pin(path[:-1])
         self._delete(obj)
         self._learn(path, None)
 
     def rename(self, source: RelPath, destination: RelPath) -> None:
+        kind, obj = self._check_move(source, destination)
+        self._pin(source[:-1])
+        if kind is Kind.DIR:
+            self._move_folder(source, destination, obj)
+            return
+        assert obj is not None
+        moved = self._move_object(obj, self.key(destination), obj.carried())
+        self._learn(source, None)
+        self._learn(destination, moved)
+
+    def rename_many(self, moves: Sequence[tuple[RelPath, RelPath]]) -> None:
+        """The files move at once (a rewrite and a delete each, up to ``WORKERS`` at a time),
+        then the folders one by one (each moves its objects at once)."""
+        checked = [(source, dest, *self._check_move(source, dest)) for source, dest in moves]
+        for folder, leaving in Counter(source[:-1] for source, *_ in checked).items():
+            self._pin(folder, leaving)
+        files = [
+            (source, dest, obj)
+            for source, dest, kind, obj in checked
+            if kind is not Kind.DIR and obj is not None
+        ]
+
+        def move(file: tuple[RelPath, RelPath, Obj]) -> Obj:
+            return self._move_object(file[2], self.key(file[1]), file[2].carried())
+
+        for (source, dest, _obj), new in zip(files, self._each(files, move), strict=True):
+            self._learn(source, None)
+            self._learn(dest, new)
+        for source, dest, kind, obj in checked:
+            if kind is Kind.DIR:
+                self._move_folder(source, dest, obj)
+
+    def _check_move(self, source: RelPath, destination: RelPath) -> tuple[Kind, Obj | None]:
+        """What ``source`` is, once it is known that it may move to ``destination``."""
         self._not_root(source)
         found = self._resolve(source)
         if found is None:
@@ -620,15 +658,7 @@ class GcsStorage(Storage):
                 errno=errno.EINVAL,
             )
         self._new_name(destination)
-        self._pin_parent(source)
-        kind, obj = found
-        if kind is not Kind.DIR:
-            assert obj is not None
-            moved = self._move_object(obj, self.key(destination), obj.carried())
-            self._learn(source, None)
-            self._learn(destination, moved)
-            return
-        self._move_folder(source, destination, obj)
+        return found
 
     def _move_object(self, obj: Obj, key: str, metadata: dict[str, str]) -> Obj:
         moved = self._rewrite(obj, key, metadata)
@@ -712,13 +742,15 @@ class GcsStorage(Storage):
         self._each([obj for obj in moved if obj.name != dst_key], back)
         self._delete(marker)
 
-    def _each(self, objects: list[Obj], act: Callable[[Obj], object]) -> None:
-        """``act`` on every object, in parallel; once the first has run, a failure means the
-        step is half done (never "it already existed", which would say nothing happened)."""
+    def _each(self, objects: Sequence[T], act: Callable[[T], R]) -> list[R]:
+        """``act`` on every object (or move), in parallel, and what each returned; once the
+        first has run, a failure means the step is half done (never "it already existed",
+        which would say nothing happened)."""
         failures: list[BaseException] = []
+        done: list[R] = []
         for future in [self._pool.submit(act, obj) for obj in objects]:
             try:
-                future.result()
+                done.append(future.result())
             except (OSError, StorageError) as exc:
                 failures.append(exc)
         if failures:
@@ -732,6 +764,7 @@ class GcsStorage(Storage):
                 if isinstance(first, FileExistsError)
                 else getattr(first, "errno", None),
             ) from first
+        return done
 
     def copy_file(self, source: RelPath, destination: RelPath) -> None:
         found = self._resolve(source)

@@ -344,7 +344,7 @@ def killed_child(root: Path, action: str, plan_id: str, *, after: float) -> None
         assert child.returncode == -9, f"the child was not killed mid-{action}: {_out} {err}"
 
 
-@pytest.mark.timeout(900)  # about 3 minutes here: each of 2,000 objects moves several times
+@pytest.mark.timeout(900)  # about 70 s here: each of 2,000 objects moves several times
 def test_kill_9_mid_apply_and_mid_rollback_of_2000_objects_recovers_exactly(
     emulated: Gcs, tmp_path: Path
 ) -> None:

@@ -16,7 +16,9 @@ Crash safety (see docs/recovery.md):
 1. The full list of steps is committed to the state database (fsynced) before the first one runs.
 2. Before step ``i`` runs, a cursor file records ``i + 1``: "steps below this may have happened".
    It is a plain ``pwrite`` (no fsync): it survives a kill -9 of the process, which is the crash
-   Airlock guarantees at every instant, and costs microseconds rather than a disk flush.
+   Airlock guarantees at every instant, and costs microseconds rather than a disk flush. On a
+   store that runs renames at once (``Storage.concurrent_renames``: a bucket), a stretch of
+   independent renames runs together, under one cursor set past all of them.
 3. After the last step, one ``syncfs`` makes the whole apply durable, then the database records it.
 4. To undo (after a failure, or in recovery after a crash), steps run backwards from the cursor.
    Each undo first looks at the tree and does nothing if its step had not happened, so it can be

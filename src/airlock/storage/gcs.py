@@ -26,6 +26,9 @@ How the bucket's flat names become the storage contract (see :mod:`airlock.stora
   from, so :meth:`GcsStorage.move_back` can finish an undo from any half-done state: each
   object is then at its source, at its destination, or (between the rewrite and the delete) at
   both with the same identity.
+* Independent renames (a plan's file moves, and the renames that keep deleted files aside) are
+  handed over together (:meth:`GcsStorage.rename_many`): every one is checked first, then the
+  files move at once, each on its own as above.
 * Listings are cached inside a ``batch`` (the scope lock is held); any stale entry in them is
   harmless for writes, since GCS refuses a write whose precondition no longer holds.
 """

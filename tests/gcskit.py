@@ -6,7 +6,9 @@ delete, media upload or metadata patch with a precondition that no longer holds 
 where real GCS answers 412. Every Airlock write carries such a precondition, so the tests would
 not see what production sees. :class:`Proxy` sits in front of the emulator and, holding the
 changed objects' locks around the check and the call, answers 412 exactly where GCS would. It also counts what passes
-(API calls by kind, media bytes downloaded): the benchmark's meter.
+(API calls by kind, media bytes downloaded): the benchmark's meter. And a test can ask it for one
+fault on one object (:meth:`ProxyProcess.fault`): the 403 GCS answers when an object under a
+hold is deleted, or a response lost on the way back after GCS has acted.
 
 Nothing is mocked: the backend and gcsfs speak HTTP to a real server.
 """
@@ -105,7 +107,10 @@ class Proxy:
 
     It runs in a process of its own (:class:`ProxyProcess`), so its work does not share the
     interpreter lock of the test that drives the backend. ``GET /__proxy__/counts`` answers its
-    counters; ``POST /__proxy__/reset`` zeroes the calls and bytes."""
+    counters; ``POST /__proxy__/reset`` zeroes the calls and bytes; ``POST
+    /__proxy__/fault?kind=K&bucket=B&name=N&answer=A`` arms one fault for the next call of kind
+    ``K`` on that object: ``answer=403`` refuses it, ``answer=drop`` makes it and then closes
+    the connection unanswered."""
 
     def __init__(self, upstream_port: int, *, enforce: bool = True) -> None:
         self.upstream = upstream_port
@@ -118,6 +123,7 @@ class Proxy:
         self.calls: Counter[str] = Counter()
         self.downloaded = 0
         self.enforced = 0
+        self.faults: dict[tuple[str, str, str], str] = {}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -139,6 +145,9 @@ class Proxy:
                     status, headers, data = proxy.handle(
                         self.command, self.path, dict(self.headers), body
                     )
+                if status == DROPPED:
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -153,7 +162,11 @@ class Proxy:
         self.port = self.server.server_address[1]
 
     def control(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = urllib.parse.urlsplit(path)
         with self.lock:
+            if method == "POST" and url.path == "/__proxy__/fault":
+                query = dict(urllib.parse.parse_qsl(url.query))
+                self.faults[query["kind"], query["bucket"], query["name"]] = query["answer"]
             if method == "POST" and path == "/__proxy__/reset":
                 self.calls.clear()
                 self.downloaded = 0
@@ -216,6 +229,8 @@ class Proxy:
         checks: list[tuple[str, str, str | None]] = []
         if parts[:1] == ["upload"] and len(parts) >= 5:
             name = query.get("name")
+            if name is None and body.startswith(b"--"):  # multipart: the metadata's part
+                body = body.partition(b"\r\n\r\n")[2].partition(b"\r\n--")[0]
             if name is None and body.startswith(b"{"):
                 with contextlib.suppress(ValueError):
                     name = json.loads(body).get("name")
@@ -268,11 +283,20 @@ class Proxy:
         parts = [p for p in url.path.split("/") if p]
         query = dict(urllib.parse.parse_qsl(url.query))
         kind = self._classify(method, parts, query)
+        changes = [] if method == "GET" else self._checks(method, parts, query, body)
         with self.lock:
             self.calls[kind] += 1
-        checks = (
-            [] if method == "GET" or not self.enforce else self._checks(method, parts, query, body)
-        )
+            armed = [(kind, b, n) for b, n, _ in changes if (kind, b, n) in self.faults]
+            fault = self.faults.pop(armed[0]) if armed else None
+        if fault == "403":
+            error = {"error": {"code": 403, "message": "Object is under active Temporary hold"}}
+            return 403, [("Content-Type", "application/json")], json.dumps(error).encode()
+        checks = changes if self.enforce else []
+        if fault == "drop":
+            with self._holding(checks):
+                if not self._refused(method, checks):
+                    self._forward(method, raw_path, headers, body)
+            return DROPPED, [], b""
         if not checks:
             status, out_headers, data = self._forward(method, raw_path, headers, body)
         else:
@@ -285,6 +309,10 @@ class Proxy:
             with self.lock:
                 self.downloaded += len(data)
         return status, out_headers, data
+
+
+DROPPED = 0
+"""The status :meth:`Proxy.handle` gives a call it made and whose response it drops."""
 
 
 class ProxyProcess:
@@ -330,6 +358,16 @@ class ProxyProcess:
 
     def reset_counts(self) -> None:
         self._counts("POST", "/__proxy__/reset")
+
+    def fault(self, kind: str, url: str, path: str, answer: str) -> None:
+        """Arm one fault for the next ``kind`` call ("delete", "upload", "rewrite") on the
+        object at ``path`` in workspace ``url`` (``gs://bucket[/prefix]``): ``"403"`` (GCS's
+        answer for an object under a hold) or ``"drop"`` (made, then the response is lost)."""
+        bucket, _, prefix = url.removeprefix("gs://").partition("/")
+        name = f"{prefix}/{path}" if prefix else path
+        query = urllib.parse.urlencode({"kind": kind, "bucket": bucket, "name": name,
+                                        "answer": answer})  # fmt: skip
+        self._counts("POST", f"/__proxy__/fault?{query}")
 
     def stop(self) -> None:
         self.process.kill()

@@ -272,6 +272,56 @@ def test_another_writer_during_the_apply_is_refused_and_loses_nothing(
     ws.close()
 
 
+@pytest.mark.parametrize("beside", [0, 1], ids=["alone", "beside-another-move"])
+def test_a_move_whose_source_gcs_will_not_delete_is_undone_and_leaves_no_copy(
+    emulated: Gcs, tmp_path: Path, beside: int
+) -> None:
+    """The file is copied to its destination, then GCS refuses to delete the source (403: an
+    object under a hold; the proxy answers it, the emulator has no holds). The undo must see
+    the copy it made, though this apply had looked there and found nothing, and remove it;
+    alone, and with another move that runs at once with it (``Storage.rename_many``)."""
+    url = emulated.new_bucket()
+    ws = Workspace.init(tmp_path / "ws", storage=url)
+    plant(emulated, url, RACE_FILES)
+    before = bucket_tree(emulated, url)
+    other = {"op": "move", "source": "scans/s1.pdf", "destination": "filed/s1.pdf"}
+    operations = [RACE_PLAN["operations"][0], *[other] * beside]
+    plan = {"scope": RACE_SCOPE, "author": "agent", "operations": operations}
+    prepare(ws, "held", plan)
+    emulated.proxy.fault("delete", url, RACE_SCOPE + "/inbox/a.pdf", "403")
+    result = ws.apply("held", by=APPROVER)
+    assert not result.success
+    assert "permission denied" in (result.error or ""), result.error
+    assert bucket_tree(emulated, url) == before
+    assert ws.get("held").status == "failed"
+    assert ws.unfinished() == [], "nothing left for recovery"
+    ws.close()
+
+
+def test_a_new_file_whose_upload_answer_is_lost_is_written_once(
+    emulated: Gcs, tmp_path: Path
+) -> None:
+    """GCS makes the object but the answer never arrives; the client library sends the upload
+    again, and GCS refuses it (412: the name is taken, by that same upload). That is this
+    write having succeeded, not someone else's file in the way."""
+    url = emulated.new_bucket()
+    ws = Workspace.init(tmp_path / "ws", storage=url)
+    plant(emulated, url, RACE_FILES)
+    plan = {
+        "scope": RACE_SCOPE,
+        "author": "agent",
+        "operations": [{"op": "write", "path": "summary.txt", "text": "the summary"}],
+    }
+    prepare(ws, "lost", plan)
+    emulated.proxy.fault("upload", url, RACE_SCOPE + "/summary.txt", "drop")
+    uploads = emulated.proxy.calls["upload"]
+    result = ws.apply("lost", by=APPROVER)
+    assert result.success, result.error
+    assert emulated.proxy.calls["upload"] >= uploads + 2, "the upload was sent again"
+    assert bucket_tree(emulated, url)[RACE_SCOPE + "/summary.txt"] == ("file", md5(b"the summary"))
+    ws.close()
+
+
 # --- kill -9 mid-apply and mid-rollback of 2,000 objects ------------------------------------------
 
 BIG_SCOPE = "projects/Case-Big"

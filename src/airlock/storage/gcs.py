@@ -30,7 +30,9 @@ How the bucket's flat names become the storage contract (see :mod:`airlock.stora
   handed over together (:meth:`GcsStorage.rename_many`): every one is checked first, then the
   files move at once, each on its own as above.
 * Listings are cached inside a ``batch`` (the scope lock is held); any stale entry in them is
-  harmless for writes, since GCS refuses a write whose precondition no longer holds.
+  harmless for writes, since GCS refuses a write whose precondition no longer holds. After any
+  failed call the batch forgets them all: the call may have acted before it failed, and the
+  undo that follows must see what it did.
 """
 
 from __future__ import annotations
@@ -234,6 +236,10 @@ class GcsStorage(Storage):
             self._batch.folders = {}
 
     def _error(self, exc: Exception, action: str, where: str) -> OSError | StorageError:
+        """What a failed call means here. After any failure, what this batch had learnt of the
+        bucket may be wrong (the call may have acted before it failed): the undo that follows
+        must look again."""
+        self._lost_track()
         gexc = self._gexc
         if isinstance(exc, gexc.NotFound):
             return FileNotFoundError(errno.ENOENT, "no such object", where)
@@ -281,6 +287,10 @@ class GcsStorage(Storage):
         try:
             blob.upload_from_file(data, size=size, if_generation_match=0, rewind=True)
         except self._gexc.PreconditionFailed:
+            self._lost_track()
+            there = self._get(key)
+            if there is not None and there.size == size and there.metadata == metadata:
+                return there  # a retried call whose first attempt had succeeded (its answer lost)
             raise FileExistsError(errno.EEXIST, "already exists", key) from None
         except self._gexc.GoogleAPIError as exc:
             raise self._error(exc, "write", key) from exc

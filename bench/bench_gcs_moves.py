@@ -21,7 +21,8 @@ its client CPU (this process and the commands it ran; not the emulator's), API c
 object and bytes downloaded, and the ratios Airlock / gcsfs (time: goal 1.5 or less; calls per
 object 3 or less; bytes downloaded 0). The emulator's calls slow down as the bucket grows (see
 ``gcskit.Emulator``): at 10,000 objects it, not either client, sets the pace. ``--files N`` adds a second plan of N single-file
-moves (one journaled step each) beside gcsfs moving the same list of files.
+moves (a journaled step each; independent, so run at once in stretches of up to 256) beside
+gcsfs moving the same list of files.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def main() -> None:
             theirs.show("gcsfs mv(recursive=True)", args.objects)
             ratios(ours, theirs, "(goal 1.5 or less)")
             if args.files:
-                print(f"\n{args.files} single-file moves (one journaled step each):")
+                print(f"\n{args.files} single-file moves (a journaled step each, run at once):")
                 moved = names[: args.files]
                 files_plan = {
                     "scope": SCOPE,

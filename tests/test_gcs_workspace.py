@@ -291,7 +291,8 @@ def test_a_move_whose_source_gcs_will_not_delete_is_undone_and_leaves_no_copy(
     emulated.proxy.fault("delete", url, RACE_SCOPE + "/inbox/a.pdf", "403")
     result = ws.apply("held", by=APPROVER)
     assert not result.success
-    assert "permission denied" in (result.error or ""), result.error
+    assert "keeps it from change" in (result.error or ""), result.error
+    assert result.failure is not None and "hold" in result.failure.hint, result.failure
     assert bucket_tree(emulated, url) == before
     assert ws.get("held").status == "failed"
     assert ws.unfinished() == [], "nothing left for recovery"

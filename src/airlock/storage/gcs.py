@@ -245,6 +245,14 @@ class GcsStorage(Storage):
             return FileNotFoundError(errno.ENOENT, "no such object", where)
         if isinstance(exc, gexc.PreconditionFailed):
             return self._stale(action, where)
+        if isinstance(exc, gexc.Forbidden) and any(
+            word in str(exc).lower() for word in ("hold", "retention")
+        ):
+            return StorageError(
+                f"could not {action} {where!r}: GCS keeps it from change ({exc})",
+                hint="the object is under a hold or a retention policy: release it (or leave it "
+                "out of the plan), then validate the plan again",
+            )
         if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
             return StorageError(
                 f"could not {action} {where!r}: permission denied by GCS ({exc})",

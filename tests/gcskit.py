@@ -289,22 +289,17 @@ class Proxy:
             armed = [(kind, b, n) for b, n, _ in changes if (kind, b, n) in self.faults]
             fault = self.faults.pop(armed[0]) if armed else None
         if fault == "403":
-            error = {"error": {"code": 403, "message": "Object is under active Temporary hold"}}
-            return 403, [("Content-Type", "application/json")], json.dumps(error).encode()
+            return _refusal(403, "Object is under active Temporary hold")
         checks = changes if self.enforce else []
-        if fault == "drop":
-            with self._holding(checks):
-                if not self._refused(method, checks):
-                    self._forward(method, raw_path, headers, body)
-            return DROPPED, [], b""
         if not checks:
             status, out_headers, data = self._forward(method, raw_path, headers, body)
         else:
             with self._holding(checks):
                 if self._refused(method, checks):
-                    error = {"error": {"code": 412, "message": "conditionNotMet"}}
-                    return 412, [("Content-Type", "application/json")], json.dumps(error).encode()
+                    return _refusal(412, "conditionNotMet")
                 status, out_headers, data = self._forward(method, raw_path, headers, body)
+        if fault == "drop":
+            return DROPPED, [], b""  # GCS acted; its answer is lost on the way back
         if kind == "download" and status in (200, 206):
             with self.lock:
                 self.downloaded += len(data)
@@ -313,6 +308,12 @@ class Proxy:
 
 DROPPED = 0
 """The status :meth:`Proxy.handle` gives a call it made and whose response it drops."""
+
+
+def _refusal(code: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """GCS's answer refusing a call."""
+    error = {"error": {"code": code, "message": message}}
+    return code, [("Content-Type", "application/json")], json.dumps(error).encode()
 
 
 class ProxyProcess:
